@@ -1,0 +1,18 @@
+//! skerry: a small static edge agent that runs ECS task definitions on gateways.
+//!
+//! Module map (each owns one job; see `docs/design.md`):
+//! - [`spec`]: ECS task definition JSON in, checked model out. Pure.
+//! - [`images`]: content-addressed image store, OCI import, safe layer unpack, rootfs.
+//! - [`runtime`]: one container's life through libcontainer, in a per-container monitor.
+//! - [`store`]: the state directory layout and atomic, checksummed files.
+//! - [`config`]: the agent's TOML configuration.
+//! - [`supervisor`]: keeps the desired tasks running (standalone mode).
+//! - [`cli`]: argument parsing and dispatch; thin.
+
+pub mod cli;
+pub mod config;
+pub mod images;
+pub mod runtime;
+pub mod spec;
+pub mod store;
+pub mod supervisor;

@@ -1,0 +1,16 @@
+//! The state directory: where everything the agent knows lives, so that a crash,
+//! `kill -9` or a reboot loses nothing. Owns the layout below and atomic writes.
+//!
+//! ```text
+//! <state_dir>/
+//!   images/        content-addressed image store (see `images`)
+//!   tasks/<id>/    one task: task.json record, containers/<name>/{bundle,logs,monitor}
+//!   libcontainer/  libcontainer's own container state, one dir per container id
+//!   desired/       standalone mode: task definitions to keep running
+//! ```
+
+pub mod atomic;
+pub mod layout;
+
+pub use atomic::{sync_dir, write_atomic};
+pub use layout::StateLayout;
