@@ -13,6 +13,6 @@ pub mod cli;
 pub mod config;
 pub mod images;
 pub mod runtime;
-pub mod spec;
+pub use skerry_core::spec;
 pub mod store;
 pub mod supervisor;

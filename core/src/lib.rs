@@ -1,0 +1,7 @@
+//! skerry's pure core. Nothing here touches the disk, the network or the clock:
+//! - [`spec`]: ECS task definition JSON in, checked model out.
+//!
+//! Kept as its own crate so it builds without tokio or libcontainer, and so its tests
+//! can link embassy-time's mock driver while the agent links the std driver.
+
+pub mod spec;
