@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod images;
+pub mod notify;
 pub mod runtime;
 pub use skerry_core::spec;
 pub mod store;
