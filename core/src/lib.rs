@@ -4,4 +4,5 @@
 //! Kept as its own crate so it builds without tokio or libcontainer, and so its tests
 //! can link embassy-time's mock driver while the agent links the std driver.
 
+pub mod reconcile;
 pub mod spec;

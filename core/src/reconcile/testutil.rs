@@ -1,0 +1,258 @@
+//! Test fixtures: definition builders and a small fake executor that answers the
+//! reconciler's actions, driven by a hand-moved clock.
+
+use std::collections::BTreeMap;
+use std::time::Duration as StdDuration;
+
+use embassy_time::{Duration, Instant};
+
+use super::*;
+use crate::spec::{
+    ContainerDefinition, HealthCheck, HealthCommand, LinuxParameters, NamespaceMode, NetworkMode,
+    RestartPolicy, TaskDefinition,
+};
+
+pub(crate) fn generate_test_container(name: &str) -> ContainerDefinition {
+    ContainerDefinition {
+        name: name.into(),
+        image: format!("registry.local/{name}:1"),
+        command: None,
+        entry_point: None,
+        environment: BTreeMap::new(),
+        working_directory: None,
+        user: None,
+        cpu_units: 0,
+        memory_mib: None,
+        memory_reservation_mib: None,
+        essential: true,
+        stop_timeout: StdDuration::from_secs(30),
+        start_timeout: None,
+        readonly_root_filesystem: false,
+        privileged: false,
+        linux: LinuxParameters::default(),
+        mount_points: vec![],
+        ulimits: vec![],
+        system_controls: BTreeMap::new(),
+        hostname: None,
+        extra_hosts: vec![],
+        dns_servers: vec![],
+        dns_search_domains: vec![],
+        labels: BTreeMap::new(),
+        port_mappings: vec![],
+        depends_on: vec![],
+        health_check: None,
+        restart_policy: None,
+    }
+}
+
+pub(crate) fn generate_test_task(containers: Vec<ContainerDefinition>) -> TaskDefinition {
+    TaskDefinition {
+        family: "fam".into(),
+        revision: 1,
+        network_mode: NetworkMode::Host,
+        pid_mode: NamespaceMode::Private,
+        ipc_mode: NamespaceMode::Private,
+        volumes: vec![],
+        cpu_units: None,
+        memory_mib: None,
+        containers,
+    }
+}
+
+pub(crate) fn generate_test_health_check(
+    interval: u64,
+    retries: u32,
+    start_period: u64,
+) -> HealthCheck {
+    HealthCheck {
+        command: HealthCommand::Shell("true".into()),
+        interval: StdDuration::from_secs(interval),
+        timeout: StdDuration::from_secs(5),
+        retries,
+        start_period: StdDuration::from_secs(start_period),
+    }
+}
+
+pub(crate) fn generate_test_restart_policy(period: u64, ignored: Vec<i32>) -> RestartPolicy {
+    RestartPolicy {
+        enabled: true,
+        ignored_exit_codes: ignored,
+        restart_attempt_period: StdDuration::from_secs(period),
+    }
+}
+
+pub(crate) fn generate_test_service(def: TaskDefinition, desired_count: u32) -> ServiceSpec {
+    ServiceSpec {
+        task_definition: def,
+        desired_count,
+        deployment: DeploymentConfig::default(),
+    }
+}
+
+pub(crate) fn record(def: TaskDefinition) -> TaskRecord {
+    TaskRecord::new(Owner::Standalone, def, Instant::from_ticks(0))
+}
+
+/// The fake executor's answer to a health check or a start, per container name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Script {
+    Pass,
+    Fail,
+    /// No answer at all (the reconciler times it out).
+    Silent,
+}
+
+/// A reconciler plus a fake executor and a clock moved by hand.
+pub(crate) struct Harness {
+    pub r: Reconciler,
+    pub desired: Desired,
+    pub now: Instant,
+    pub health: BTreeMap<String, Script>,
+    pub pull_fails: bool,
+    pub log: Vec<Action>,
+    pid: u32,
+}
+
+impl Harness {
+    pub(crate) fn new(desired: Desired) -> Self {
+        Self {
+            r: Reconciler::new(Config::default()),
+            desired,
+            now: Instant::from_secs(1000),
+            health: BTreeMap::new(),
+            pull_fails: false,
+            log: vec![],
+            pid: 100,
+        }
+    }
+
+    /// One reconcile at the current time.
+    pub(crate) fn reconcile(&mut self) -> Decision {
+        let d = self.r.reconcile(&self.desired, self.now);
+        self.log.extend(d.actions.iter().cloned());
+        d
+    }
+
+    /// Answers `actions` as a well-behaved executor would, instantly.
+    pub(crate) fn answer(&mut self, actions: &[Action]) {
+        for a in actions {
+            let obs = match a.clone() {
+                Action::PullImage {
+                    task, container, ..
+                } if self.pull_fails => Observation::Failed {
+                    task,
+                    container: Some(container),
+                    op: OpKind::Pull,
+                    error: "no such image".into(),
+                },
+                Action::PullImage {
+                    task, container, ..
+                } => Observation::ImagePulled { task, container },
+                Action::CreateContainer { task, container } => {
+                    Observation::Created { task, container }
+                }
+                Action::StartContainer { task, container }
+                | Action::RestartContainer {
+                    task, container, ..
+                } => {
+                    self.pid += 1;
+                    Observation::Started {
+                        task,
+                        container,
+                        pid: self.pid,
+                    }
+                }
+                Action::StopContainer {
+                    task, container, ..
+                } => Observation::Exited {
+                    task,
+                    container,
+                    code: 143,
+                    reason: ExitReason::Killed,
+                },
+                Action::DeleteTask { task } => Observation::TaskDeleted { task },
+                Action::RunHealthCheck {
+                    task, container, ..
+                } => match self.health.get(&container).copied().unwrap_or(Script::Pass) {
+                    Script::Pass => Observation::HealthCheckDone {
+                        task,
+                        container,
+                        outcome: CheckOutcome::Pass,
+                    },
+                    Script::Fail => Observation::HealthCheckDone {
+                        task,
+                        container,
+                        outcome: CheckOutcome::Fail,
+                    },
+                    Script::Silent => continue,
+                },
+                Action::Report(_) => continue,
+            };
+            self.r.observe(obs, self.now);
+        }
+    }
+
+    /// Reconciles and answers until nothing but reports comes out (at most 50 rounds).
+    pub(crate) fn settle(&mut self) -> Option<Instant> {
+        for _ in 0..50 {
+            let d = self.reconcile();
+            if d.actions.iter().all(|a| matches!(a, Action::Report(_))) {
+                return d.next_wakeup;
+            }
+            self.answer(&d.actions);
+        }
+        panic!("did not settle");
+    }
+
+    /// Moves the clock to the next wakeup (or by `max`, whichever is sooner), settling.
+    pub(crate) fn run_for(&mut self, total: Duration) {
+        let end = self.now + total;
+        let mut wake = self.settle();
+        while let Some(w) = wake.filter(|w| *w <= end) {
+            self.now = w;
+            wake = self.settle();
+        }
+        self.now = end;
+        self.settle();
+    }
+
+    pub(crate) fn exit(&mut self, task: &str, container: &str, code: i32) {
+        self.r.observe(
+            Observation::Exited {
+                task: task.into(),
+                container: container.into(),
+                code,
+                reason: ExitReason::Exited,
+            },
+            self.now,
+        );
+    }
+
+    pub(crate) fn task(&self, id: &str) -> &TaskRecord {
+        &self.r.observed().tasks[&TaskId::from(id)]
+    }
+
+    pub(crate) fn state(&self, task: &str, container: &str) -> ContainerState {
+        self.task(task)
+            .container(container)
+            .map(|(_, r)| r.state.clone())
+            .unwrap_or(ContainerState::Pending)
+    }
+
+    pub(crate) fn events(&self) -> impl Iterator<Item = &Event> {
+        self.log.iter().filter_map(|a| match a {
+            Action::Report(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn service_tasks(&self, service: &str) -> Vec<(TaskId, TaskRecord)> {
+        self.r
+            .observed()
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.owner == Owner::Service(service.into()))
+            .map(|(i, t)| (i.clone(), t.clone()))
+            .collect()
+    }
+}
