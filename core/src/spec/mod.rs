@@ -2,8 +2,81 @@
 //! output) in, a checked [`TaskDefinition`] out. Pure: no I/O, no clock.
 //!
 //! Every refusal names the JSON path and the reason, e.g.
-//! `containerDefinitions[1].memory: must be ≥ 6 MiB`.
+//! `containerDefinitions[1].memory: must be at least 6 MiB, got 4`. All problems
+//! are reported at once; only a malformed document or a field of the wrong type or
+//! an unknown field (a typo) stops parsing at the first.
+//!
+//! What is accepted but has no effect on the device:
+//! - describe-task-definition's read-only fields (`taskDefinitionArn`, `status`,
+//!   `requiresAttributes`, `compatibilities`, `registeredAt`/`By`, `deregisteredAt`;
+//!   `revision` is kept) and `tags`;
+//! - `taskRoleArn` and `executionRoleArn`: there is no IAM on the device, so
+//!   containers get no AWS credentials from skerry;
+//! - `runtimePlatform.cpuArchitecture` (the image decides), `versionConsistency`,
+//!   `portMappings[].name`/`appProtocol` (Service Connect);
+//! - `logConfiguration` with `json-file` or `local`: skerry always writes its own
+//!   rotated log files, so the driver's options are ignored.
+//!
+//! Defaults and mappings: no `networkMode` means `host`; no `pidMode`/`ipcMode`
+//! means one namespace per container; `ipcMode: none` is refused (skerry always
+//! gives containers a private /dev/shm). A volume without `host.sourcePath` is
+//! task-scoped. In host mode a port mapping's `hostPort` is its `containerPort`.
+//! An empty `command`/`entryPoint` list means "not set". `GB` in task `memory`
+//! means GiB, as in ECS.
+//!
+//! Everything that would change behaviour but cannot be honoured is refused,
+//! naming the field: bridge/awsvpc networking, Fargate-only definitions, docker/EFS/
+//! FSx/EBS volumes, secrets and environment files, log drivers other than
+//! json-file/local, FireLens, devices, swap settings, links, volumesFrom, GPUs,
+//! privileged containers unless the agent's `allow_privileged` is set, and more.
 
+mod container;
+mod deps;
+mod ecs;
+mod error;
+mod health;
+mod linux;
 mod model;
+mod names;
+mod net;
+mod storage;
+mod task;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may panic; clippy.toml has no allow-unwrap-in-tests
+mod tests;
+mod units;
+mod unsupported;
 
+pub use error::{FieldProblem, SpecError};
 pub use model::*;
+pub use names::validate_name;
+
+/// How strict [`parse_task_definition`] is; set from the agent config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Accept `privileged: true` containers (agent config key `allow_privileged`).
+    pub allow_privileged: bool,
+}
+
+/// Top-level keys only, to tell describe-task-definition output from a bare
+/// definition; also proves the JSON well formed and an object before the typed pass.
+type Probe = std::collections::BTreeMap<String, serde::de::IgnoredAny>;
+
+/// Parses and checks a task definition: either a RegisterTaskDefinition object or
+/// `aws ecs describe-task-definition` output (`{"taskDefinition": {...}}`, whose
+/// problems are then reported under `taskDefinition.`).
+pub fn parse_task_definition(json: &str, opts: &ParseOptions) -> Result<TaskDefinition, SpecError> {
+    let probe: Probe = serde_json::from_str(json).map_err(|e| error::malformed(&e))?;
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let (raw, prefix) = if probe.contains_key("taskDefinition") {
+        let describe: ecs::DescribeOutput =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(error::from_serde)?;
+        (describe.task_definition, "taskDefinition.")
+    } else {
+        let raw = serde_path_to_error::deserialize(&mut deserializer).map_err(error::from_serde)?;
+        (raw, "")
+    };
+    let mut problems = error::Problems::new(prefix);
+    let task = task::check(&raw, opts, &mut problems);
+    problems.finish(task)
+}

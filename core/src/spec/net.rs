@@ -1,0 +1,133 @@
+//! A container's network-facing settings: `portMappings`, `hostname`, `extraHosts`,
+//! `dnsServers` and `dnsSearchDomains`.
+
+use super::ecs::{is_meaningful, RawContainer, RawPortMapping};
+use super::error::Problems;
+use super::model::{NetworkMode, PortMapping};
+use super::names::{check_hostname, check_ip};
+
+/// What [`check`] fills in on the container.
+#[derive(Debug, Default)]
+pub(crate) struct NetSettings {
+    pub port_mappings: Vec<PortMapping>,
+    pub hostname: Option<String>,
+    pub extra_hosts: Vec<(String, String)>,
+    pub dns_servers: Vec<String>,
+    pub dns_search_domains: Vec<String>,
+}
+
+pub(crate) fn check(
+    raw: &RawContainer,
+    at: &str,
+    network_mode: NetworkMode,
+    p: &mut Problems,
+) -> NetSettings {
+    let ports = raw.port_mappings.as_deref().unwrap_or_default();
+    if network_mode == NetworkMode::None && !ports.is_empty() {
+        p.push(
+            format!("{at}.portMappings"),
+            "cannot be used with networkMode \"none\": the task has only loopback",
+        );
+    }
+    let port_mappings = ports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| port_mapping(m, &format!("{at}.portMappings[{i}]"), network_mode, p))
+        .collect();
+    // Each container gets its own UTS namespace, so a hostname is fine in host mode.
+    if let Some(hostname) = &raw.hostname {
+        p.check(format!("{at}.hostname"), check_hostname(hostname));
+    }
+    let mut extra_hosts = Vec::new();
+    for (i, entry) in raw
+        .extra_hosts
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let host = entry.hostname.clone().unwrap_or_default();
+        let ip = entry.ip_address.clone().unwrap_or_default();
+        if host.is_empty() || host.chars().any(char::is_whitespace) {
+            p.push(
+                format!("{at}.extraHosts[{i}].hostname"),
+                format!("must be a host name without spaces, got {host:?}"),
+            );
+        }
+        p.check(format!("{at}.extraHosts[{i}].ipAddress"), check_ip(&ip));
+        extra_hosts.push((host, ip));
+    }
+    let dns_servers = raw.dns_servers.clone().unwrap_or_default();
+    for (i, ip) in dns_servers.iter().enumerate() {
+        p.check(format!("{at}.dnsServers[{i}]"), check_ip(ip));
+    }
+    let dns_search_domains = raw.dns_search_domains.clone().unwrap_or_default();
+    for (i, domain) in dns_search_domains.iter().enumerate() {
+        p.check(
+            format!("{at}.dnsSearchDomains[{i}]"),
+            check_hostname(domain.trim_end_matches('.')),
+        );
+    }
+    NetSettings {
+        port_mappings,
+        hostname: raw.hostname.clone(),
+        extra_hosts,
+        dns_servers,
+        dns_search_domains,
+    }
+}
+
+/// In host mode `hostPort` must be absent or equal `containerPort` (as in ECS) and
+/// is filled in with it.
+fn port_mapping(
+    raw: &RawPortMapping,
+    at: &str,
+    network_mode: NetworkMode,
+    p: &mut Problems,
+) -> Option<PortMapping> {
+    if raw.container_port_range.as_ref().is_some_and(is_meaningful) {
+        p.push(
+            format!("{at}.containerPortRange"),
+            "is not supported: list each port in its own mapping",
+        );
+    }
+    let protocol = raw.protocol.clone().unwrap_or_else(|| "tcp".to_string());
+    if protocol != "tcp" && protocol != "udp" {
+        p.push(
+            format!("{at}.protocol"),
+            format!("must be \"tcp\" or \"udp\", got {protocol:?}"),
+        );
+    }
+    let port = |value: u32, field: &str, p: &mut Problems| match u16::try_from(value) {
+        Ok(port) if port > 0 => Some(port),
+        _ => {
+            p.push(
+                format!("{at}.{field}"),
+                format!("must be between 1 and 65535, got {value}"),
+            );
+            None
+        }
+    };
+    let Some(container_port) = raw.container_port else {
+        p.push(format!("{at}.containerPort"), "is required");
+        return None;
+    };
+    let container_port = port(container_port, "containerPort", p)?;
+    let host_port = match raw.host_port {
+        Some(host) if network_mode == NetworkMode::Host && host != u32::from(container_port) => {
+            p.push(
+                format!("{at}.hostPort"),
+                format!("must equal containerPort ({container_port}) with networkMode \"host\", got {host}"),
+            );
+            None
+        }
+        Some(host) => port(host, "hostPort", p),
+        None if network_mode == NetworkMode::Host => Some(container_port),
+        None => None,
+    };
+    Some(PortMapping {
+        container_port,
+        host_port,
+        protocol,
+    })
+}

@@ -1,0 +1,192 @@
+//! ECS features that mean nothing on a lone device, or that skerry cannot honour:
+//! platform and compatibility fields, refused task and container fields, and log
+//! drivers. Each refusal names the field and says why.
+
+use super::ecs::{is_meaningful, RawContainer, RawLogConfiguration, RawTaskDefinition};
+use super::error::Problems;
+
+/// Compatibility and placement fields of the task.
+pub(crate) fn check_task(raw: &RawTaskDefinition, p: &mut Problems) {
+    if let Some(list) = &raw.requires_compatibilities {
+        for (i, value) in list.iter().enumerate() {
+            if !matches!(
+                value.as_str(),
+                "EC2" | "EXTERNAL" | "FARGATE" | "MANAGED_INSTANCES"
+            ) {
+                p.push(
+                    format!("requiresCompatibilities[{i}]"),
+                    format!("unknown launch type {value:?}"),
+                );
+            }
+        }
+        if !list.is_empty() && !list.iter().any(|v| v == "EXTERNAL" || v == "EC2") {
+            p.push(
+                "requiresCompatibilities",
+                format!("{list:?} is not supported: skerry runs task definitions compatible with EXTERNAL or EC2"),
+            );
+        }
+    }
+    if let Some(platform) = &raw.runtime_platform {
+        if let Some(os) = platform
+            .operating_system_family
+            .as_deref()
+            .filter(|os| *os != "LINUX")
+        {
+            p.push(
+                "runtimePlatform.operatingSystemFamily",
+                format!("{os:?} is not supported: skerry runs LINUX containers"),
+            );
+        }
+        if let Some(arch) = platform
+            .cpu_architecture
+            .as_deref()
+            .filter(|a| !matches!(*a, "X86_64" | "ARM64"))
+        {
+            p.push(
+                "runtimePlatform.cpuArchitecture",
+                format!("must be X86_64 or ARM64, got {arch:?}"),
+            );
+        }
+    }
+    let refused = [
+        (
+            "placementConstraints",
+            &raw.placement_constraints,
+            "there is no placement on a single device",
+        ),
+        (
+            "inferenceAccelerators",
+            &raw.inference_accelerators,
+            "elastic inference is not available on the device",
+        ),
+        (
+            "proxyConfiguration",
+            &raw.proxy_configuration,
+            "App Mesh proxies are not supported",
+        ),
+        (
+            "ephemeralStorage",
+            &raw.ephemeral_storage,
+            "it is a Fargate setting",
+        ),
+        (
+            "enableFaultInjection",
+            &raw.enable_fault_injection,
+            "fault injection is not supported",
+        ),
+    ];
+    for (field, value, why) in refused {
+        if value.as_ref().is_some_and(is_meaningful) {
+            p.push(field, format!("is not supported: {why}"));
+        }
+    }
+}
+
+/// Container fields skerry refuses, the log configuration and `versionConsistency`.
+pub(crate) fn check_container(raw: &RawContainer, at: &str, p: &mut Problems) {
+    for (field, value, why) in refused_fields(raw) {
+        if value.is_some_and(is_meaningful) {
+            p.push(format!("{at}.{field}"), format!("is not supported: {why}"));
+        }
+    }
+    if let Some(log) = &raw.log_configuration {
+        check_log(log, &format!("{at}.logConfiguration"), p);
+    }
+    if let Some(v) = raw
+        .version_consistency
+        .as_deref()
+        .filter(|v| !matches!(*v, "enabled" | "disabled"))
+    {
+        p.push(
+            format!("{at}.versionConsistency"),
+            format!("must be \"enabled\" or \"disabled\", got {v:?}"),
+        );
+    }
+}
+
+/// Fields that would change behaviour and that skerry cannot honour, with why.
+fn refused_fields(
+    raw: &RawContainer,
+) -> [(&'static str, Option<&serde_json::Value>, &'static str); 12] {
+    [
+        (
+            "environmentFiles",
+            raw.environment_files.as_ref(),
+            "environment files live in S3, which skerry cannot read; use environment",
+        ),
+        (
+            "secrets",
+            raw.secrets.as_ref(),
+            "there is no IAM role on the device to read SSM or Secrets Manager",
+        ),
+        (
+            "volumesFrom",
+            raw.volumes_from.as_ref(),
+            "not yet; mount the same volume in both containers",
+        ),
+        (
+            "links",
+            raw.links.as_ref(),
+            "links are bridge-mode only; containers share the task's network",
+        ),
+        (
+            "repositoryCredentials",
+            raw.repository_credentials.as_ref(),
+            "it names a Secrets Manager secret, which skerry cannot read",
+        ),
+        (
+            "resourceRequirements",
+            raw.resource_requirements.as_ref(),
+            "GPU and accelerator reservations are not available",
+        ),
+        (
+            "firelensConfiguration",
+            raw.firelens_configuration.as_ref(),
+            "skerry keeps container logs on the device (see skerry logs)",
+        ),
+        (
+            "disableNetworking",
+            raw.disable_networking.as_ref(),
+            "use networkMode \"none\" for the task",
+        ),
+        (
+            "interactive",
+            raw.interactive.as_ref(),
+            "containers get no stdin",
+        ),
+        (
+            "pseudoTerminal",
+            raw.pseudo_terminal.as_ref(),
+            "containers get no terminal",
+        ),
+        (
+            "dockerSecurityOptions",
+            raw.docker_security_options.as_ref(),
+            "there is no docker daemon to apply them",
+        ),
+        (
+            "credentialSpecs",
+            raw.credential_specs.as_ref(),
+            "gMSA credential specs are for Windows containers",
+        ),
+    ]
+}
+
+/// `json-file` and `local` are accepted (skerry writes its own rotated log files
+/// either way; their options are ignored); every other driver is refused.
+fn check_log(raw: &RawLogConfiguration, at: &str, p: &mut Problems) {
+    match raw.log_driver.as_deref() {
+        Some("json-file" | "local") => {}
+        Some(other) => p.push(
+            format!("{at}.logDriver"),
+            format!("{other:?} is not supported: skerry keeps container logs on the device (see skerry logs)"),
+        ),
+        None => p.push(format!("{at}.logDriver"), "is required"),
+    }
+    if raw.secret_options.as_ref().is_some_and(is_meaningful) {
+        p.push(
+            format!("{at}.secretOptions"),
+            "is not supported: there is no IAM role on the device to read secrets",
+        );
+    }
+}
