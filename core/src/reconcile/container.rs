@@ -16,7 +16,7 @@ use super::model::{Config, TaskId};
 use super::observed::{
     ContainerRecord, ContainerState, HealthStatus, OpKind, Owner, PendingOp, TaskPhase, TaskRecord,
 };
-use super::time::{after, from_std};
+use super::time::{after, from_std, sum};
 use super::Sink;
 use crate::spec::ContainerDefinition;
 
@@ -28,7 +28,7 @@ pub(super) fn step(
     now: Instant,
     sink: &mut Sink,
 ) {
-    expire_ops(task, cfg, now, sink);
+    expire_ops(task, cfg, now);
     if task.phase == TaskPhase::Active {
         assess(id, task, now, sink);
     }
@@ -59,6 +59,7 @@ pub(super) fn step(
             }
         }
     }
+    arm_op_timers(task, cfg, sink);
 }
 
 /// Stops `task` with `reason` unless it is already stopping; reports it.
@@ -81,34 +82,45 @@ pub(super) fn stop_task(
     }
 }
 
+/// When an operation issued at `op.since` counts as unanswered.
+fn op_deadline(def: &ContainerDefinition, op: PendingOp, cfg: &Config) -> Instant {
+    let limit = match op.kind {
+        OpKind::Pull => cfg.pull_timeout,
+        OpKind::Stop => sum(from_std(def.stop_timeout), cfg.grace),
+        _ => cfg.op_timeout,
+    };
+    after(op.since, limit)
+}
+
 /// Forgets operations whose answer is overdue, so they are issued again.
-fn expire_ops(task: &mut TaskRecord, cfg: &Config, now: Instant, sink: &mut Sink) {
+fn expire_ops(task: &mut TaskRecord, cfg: &Config, now: Instant) {
     for (def, rec) in task
         .definition
         .containers
         .iter()
         .zip(task.containers.iter_mut())
     {
-        let Some(op) = rec.op else { continue };
-        let limit = match op.kind {
-            OpKind::Pull => cfg.pull_timeout,
-            OpKind::Stop => from_std(def.stop_timeout) + cfg.grace,
-            _ => cfg.op_timeout,
-        };
-        let until = after(op.since, limit);
-        if now >= until {
+        if rec.op.is_some_and(|op| now >= op_deadline(def, op, cfg)) {
             rec.op = None;
-        } else {
-            sink.wake(until);
+        }
+    }
+    if task
+        .op
+        .is_some_and(|op| now >= after(op.since, cfg.op_timeout))
+    {
+        task.op = None;
+    }
+}
+
+/// Asks to be woken when an issued operation becomes overdue.
+fn arm_op_timers(task: &TaskRecord, cfg: &Config, sink: &mut Sink) {
+    for (def, rec) in task.definition.containers.iter().zip(&task.containers) {
+        if let Some(op) = rec.op {
+            sink.wake(op_deadline(def, op, cfg));
         }
     }
     if let Some(op) = task.op {
-        let until = after(op.since, cfg.op_timeout);
-        if now >= until {
-            task.op = None;
-        } else {
-            sink.wake(until);
-        }
+        sink.wake(after(op.since, cfg.op_timeout));
     }
 }
 

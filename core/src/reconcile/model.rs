@@ -120,6 +120,9 @@ pub struct Config {
     /// Longest such wait.
     #[serde(with = "duration")]
     pub backoff_cap: Duration,
+    /// A task serving this long in a row resets its service's backoff and crash loop.
+    #[serde(with = "duration")]
+    pub backoff_reset: Duration,
     /// Failures of one service within `crash_loop_window` that make a crash loop.
     pub crash_loop_failures: u32,
     /// See `crash_loop_failures`.
@@ -146,6 +149,7 @@ impl Default for Config {
             seed: 0x5eed_5eed,
             backoff_floor: Duration::from_secs(10),
             backoff_cap: Duration::from_secs(300),
+            backoff_reset: Duration::from_secs(120),
             crash_loop_failures: 5,
             crash_loop_window: Duration::from_secs(600),
             pull_timeout: Duration::from_secs(600),

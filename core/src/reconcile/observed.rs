@@ -63,8 +63,12 @@ pub struct TaskRecord {
     /// Whether it stopped because something failed (counts for backoff and the
     /// circuit breaker) rather than because it was no longer wanted.
     pub failed: bool,
-    /// It has served (all essential containers running and healthy) at least once.
-    pub served: bool,
+    /// Since when it serves (all essential containers running, and healthy where
+    /// checked), if it does.
+    #[serde(with = "opt_instant")]
+    pub serving_since: Option<Instant>,
+    /// It served for `backoff_reset` in a row: its service's failures were forgiven.
+    pub proven: bool,
     /// An issued `DeleteTask` not answered yet.
     pub op: Option<PendingOp>,
     /// No retry of a failed delete before this.
@@ -312,7 +316,8 @@ impl TaskRecord {
             launched_at: now,
             stopped_reason: None,
             failed: false,
-            served: false,
+            serving_since: None,
+            proven: false,
             op: None,
             not_before: None,
         }

@@ -3,7 +3,7 @@
 //! trip the deployment circuit breaker and roll back.
 //!
 //! Per call, for each desired service: (1) a changed definition starts a deployment;
-//! (2) tasks that serve for the first time forgive past failures; (3) the breaker's
+//! (2) a task serving for `backoff_reset` in a row forgives past failures; (3) the breaker's
 //! deadline is checked; (4) tasks of another revision that do not serve are stopped,
 //! serving ones while enough others serve, surplus tasks of the target revision too;
 //! (5) tasks of the target revision are launched while fewer than desired exist, the
@@ -108,9 +108,20 @@ pub(super) fn plan(
         .values_mut()
         .filter(|t| matches!(&t.owner, Owner::Service(s) if s == name))
     {
-        if t.phase == TaskPhase::Active && !t.served && serving(t) {
-            t.served = true;
+        if t.phase != TaskPhase::Active || !serving(t) {
+            t.serving_since = None;
+            continue;
+        }
+        let since = *t.serving_since.get_or_insert(now);
+        let proven_at = after(since, cx.cfg.backoff_reset);
+        if t.proven {
+            continue;
+        }
+        if now >= proven_at {
+            t.proven = true;
             st.backoff.on_serving();
+        } else {
+            sink.wake(proven_at);
         }
     }
     if let Some(cb) = spec

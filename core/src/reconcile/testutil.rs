@@ -173,7 +173,7 @@ impl Harness {
                 Action::DeleteTask { task } => Observation::TaskDeleted { task },
                 Action::RunHealthCheck {
                     task, container, ..
-                } => match self.health.get(&container).copied().unwrap_or(Script::Pass) {
+                } => match self.script(&task, &container) {
                     Script::Pass => Observation::HealthCheckDone {
                         task,
                         container,
@@ -190,6 +190,23 @@ impl Harness {
             };
             self.r.observe(obs, self.now);
         }
+    }
+
+    /// The health script for a container: by its image first, then by its name.
+    fn script(&self, task: &TaskId, container: &str) -> Script {
+        let image = self
+            .r
+            .observed()
+            .tasks
+            .get(task)
+            .and_then(|t| t.container(container))
+            .map(|(d, _)| d.image.clone())
+            .unwrap_or_default();
+        self.health
+            .get(&image)
+            .or_else(|| self.health.get(container))
+            .copied()
+            .unwrap_or(Script::Pass)
     }
 
     /// Reconciles and answers until nothing but reports comes out (at most 50 rounds).

@@ -9,7 +9,16 @@ use embassy_time::{Duration, Instant};
 
 /// `std` → embassy duration, saturating at the largest representable value.
 pub fn from_std(d: std::time::Duration) -> Duration {
-    Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    let ticks = d
+        .as_nanos()
+        .saturating_mul(u128::from(embassy_time::TICK_HZ))
+        .div_ceil(1_000_000_000);
+    Duration::from_ticks(u64::try_from(ticks).unwrap_or(u64::MAX))
+}
+
+/// `a + b`, saturating.
+pub(crate) fn sum(a: Duration, b: Duration) -> Duration {
+    a.checked_add(b).unwrap_or(Duration::MAX)
 }
 
 /// `now + d`, saturating instead of overflowing.
@@ -80,7 +89,8 @@ mod tests {
             from_std(std::time::Duration::from_secs(3)),
             Duration::from_secs(3)
         );
-        assert_eq!(from_std(std::time::Duration::MAX).as_micros(), u64::MAX);
+        assert_eq!(from_std(std::time::Duration::MAX).as_ticks(), u64::MAX);
+        assert_eq!(sum(Duration::MAX, Duration::from_secs(1)), Duration::MAX);
         assert_eq!(after(Instant::MAX, Duration::from_secs(1)), Instant::MAX);
     }
 
