@@ -91,7 +91,7 @@ impl Problems {
 
 /// Translates a serde error on the typed pass into one problem at its JSON path.
 pub(crate) fn from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> SpecError {
-    let path = match err.path().to_string() {
+    let mut path = match err.path().to_string() {
         root if root == "." => String::new(),
         path => path,
     };
@@ -103,18 +103,49 @@ pub(crate) fn from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> 
     }
     let reason = if message.starts_with("unknown field") {
         unknown_field_reason(&path, &message)
-    } else if path.is_empty() {
-        format!(
-            "{message} (line {}, column {})",
-            inner.line(),
-            inner.column()
-        )
+    } else if let Some(field) = quoted(&message).filter(|_| message.starts_with("duplicate field"))
+    {
+        path = if path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
+        "is given twice".to_string()
     } else {
-        message
+        plain_types(&message)
     };
     SpecError {
         problems: vec![FieldProblem { path, reason }],
     }
+}
+
+/// The first `backquoted` word of a serde message.
+fn quoted(message: &str) -> Option<&str> {
+    message.split('`').nth(1)
+}
+
+/// Says serde's type errors in JSON's words (no Rust type or struct names).
+fn plain_types(message: &str) -> String {
+    if message.starts_with("invalid length") && message.contains("expected struct") {
+        return "invalid type: array, expected an object".to_string();
+    }
+    let mut out = match message.split_once(", expected struct ") {
+        Some((head, _)) => format!("{head}, expected an object"),
+        None => message.to_string(),
+    };
+    for (rust, json) in [
+        ("expected u64", "expected a whole number ≥ 0"),
+        ("expected u32", "expected a whole number ≥ 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected an object"),
+        ("invalid type: map", "invalid type: object"),
+        ("invalid type: sequence", "invalid type: array"),
+    ] {
+        out = out.replace(rust, json);
+    }
+    out
 }
 
 /// Translates a syntax error from the first pass (the JSON itself is malformed).
@@ -207,6 +238,26 @@ mod tests {
         let err = problems.finish(()).unwrap_err();
         assert_eq!(err.problems[0].path, "taskDefinition.family");
         assert_eq!(err.problems[1].path, "taskDefinition");
+    }
+
+    #[test]
+    fn serde_messages_in_json_words() {
+        assert_eq!(
+            plain_types("invalid type: null, expected struct RawTaskDefinition"),
+            "invalid type: null, expected an object"
+        );
+        assert_eq!(
+            plain_types("invalid length 1, expected struct RawRestartPolicy with 3 elements"),
+            "invalid type: array, expected an object"
+        );
+        assert_eq!(
+            plain_types("invalid type: map, expected a sequence"),
+            "invalid type: object, expected an array"
+        );
+        assert_eq!(
+            plain_types("invalid value: integer `-1`, expected u32"),
+            "invalid value: integer `-1`, expected a whole number ≥ 0"
+        );
     }
 
     #[test]

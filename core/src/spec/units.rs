@@ -102,7 +102,7 @@ pub(crate) fn memory_mib(quantity: &Quantity) -> Result<u64, String> {
             }
         },
     };
-    if mib.fract() != 0.0 || mib < 0.0 {
+    if mib.fract() != 0.0 {
         return Err(format!("must be a whole number of MiB, got {mib}"));
     }
     if mib < MIN_MEMORY_MIB as f64 {

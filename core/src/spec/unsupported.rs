@@ -122,7 +122,7 @@ fn refused_fields(
         (
             "volumesFrom",
             raw.volumes_from.as_ref(),
-            "not yet; mount the same volume in both containers",
+            "skerry does not share volumes between containers yet; mount the same volume in both",
         ),
         (
             "links",

@@ -40,7 +40,7 @@ fn unsupported_features_are_refused_naming_the_field() {
         (
             "volumesFrom",
             json!([{ "sourceContainer": "data" }]),
-            "not yet",
+            "mount the same volume in both",
         ),
         ("links", json!(["db:db"]), "bridge-mode only"),
         (

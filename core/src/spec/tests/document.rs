@@ -94,3 +94,53 @@ fn wrong_types_name_the_field() {
         "invalid value",
     );
 }
+
+#[test]
+fn duplicate_keys_are_refused() {
+    let json = r#"{"family":"a","containerDefinitions":[{"name":"x","image":"busybox","memory":32,"memory":64}]}"#;
+    let err = parse_task_definition(json, &ParseOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "containerDefinitions[0].memory: is given twice"
+    );
+    let json = r#"{"family":"a","family":"b","containerDefinitions":[]}"#;
+    let err = parse_task_definition(json, &ParseOptions::default()).unwrap_err();
+    assert_eq!(err.to_string(), "family: is given twice");
+}
+
+#[test]
+fn type_errors_speak_json() {
+    let task = generate_test_task_with("containerDefinitions", json!({ "name": "x" }));
+    assert_refused(
+        &task,
+        "containerDefinitions",
+        "invalid type: object, expected an array",
+    );
+    let task = generate_test_task_with_container_field("restartPolicy", json!([true]));
+    assert_refused(
+        &task,
+        "containerDefinitions[0].restartPolicy",
+        "expected an object",
+    );
+    let err = assert_refused(
+        &json!({ "taskDefinition": null }),
+        "taskDefinition",
+        "expected an object",
+    );
+    assert!(!err.to_string().contains("Raw"), "{err}");
+    let task = generate_test_task_with_container_field("memory", json!(32.5));
+    assert_refused(
+        &task,
+        "containerDefinitions[0].memory",
+        "expected a whole number ≥ 0",
+    );
+}
+
+#[test]
+fn empty_document_is_malformed() {
+    let err = parse_task_definition("", &ParseOptions::default()).unwrap_err();
+    assert!(
+        err.problems[0].reason.starts_with("malformed json"),
+        "{err}"
+    );
+}
