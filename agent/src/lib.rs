@@ -17,3 +17,4 @@ pub mod runtime;
 pub use skerry_core::spec;
 pub mod store;
 pub mod supervisor;
+pub mod task;

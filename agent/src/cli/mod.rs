@@ -1,1 +1,132 @@
-//! TODO
+//! Command-line parsing and dispatch. Each verb is a short file; the work happens in
+//! the library modules. Exit codes are chosen on purpose (see [`ExitCode`] use below):
+//! 0 ok, 1 runtime failure, 2 bad input (task definition, config, arguments).
+
+mod context;
+mod image;
+mod logs;
+mod ps;
+pub mod run;
+mod stop;
+mod tail;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use context::Context;
+
+/// skerry: run ECS task definitions on edge gateways, with no Docker and no network.
+#[derive(Debug, Parser)]
+#[command(name = "skerry", version, about, disable_version_flag = true)]
+pub struct Cli {
+    /// Agent config file (TOML). Default: /etc/skerry/agent.toml if present, else built-in defaults.
+    #[arg(long, global = true, env = "SKERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// State directory (overrides the config's state_dir).
+    #[arg(long, global = true, env = "SKERRY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print version, git commit, target and build profile.
+    Version,
+    /// Run a task definition in the foreground until its essential container exits.
+    Run(run::RunArgs),
+    /// List tasks and their containers.
+    Ps(ps::PsArgs),
+    /// Print a task's container logs.
+    Logs(logs::LogsArgs),
+    /// Stop a task and delete it (containers, cgroups, rootfs).
+    Stop(stop::StopArgs),
+    /// Manage local images.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Run the agent: keep the desired tasks running (standalone: a local directory).
+    Agent(AgentArgs),
+    /// Internal: a container's monitor process.
+    #[command(hide = true, subcommand)]
+    Monitor(MonitorCommand),
+    /// Internal: the init process for containers with initProcessEnabled.
+    #[command(hide = true)]
+    Init {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// Validate the config and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    Start { dir: PathBuf },
+    Reap { dir: PathBuf },
+}
+
+/// The version line(s) of `skerry version`.
+pub fn version_text() -> String {
+    format!(
+        "skerry {} (commit {}, target {}, profile {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("SKERRY_GIT_COMMIT"),
+        env!("SKERRY_TARGET"),
+        env!("SKERRY_PROFILE")
+    )
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Version => {
+            println!("{}", version_text());
+            0
+        }
+        Command::Monitor(MonitorCommand::Start { dir }) => {
+            crate::runtime::monitor::monitor_start_main(&dir)
+        }
+        Command::Monitor(MonitorCommand::Reap { dir }) => {
+            crate::runtime::monitor::monitor_reap_main(&dir)
+        }
+        Command::Init { args } => {
+            let args: Vec<String> = args.into_iter().skip_while(|a| a == "--").collect();
+            crate::runtime::init::init_main(&args)
+        }
+        command => {
+            let ctx = match Context::load(cli.config.as_deref(), cli.state_dir.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("skerry: {e:#}");
+                    return 2;
+                }
+            };
+            let result = match command {
+                Command::Run(a) => run::run(&ctx, a),
+                Command::Ps(a) => ps::ps(&ctx, a),
+                Command::Logs(a) => logs::logs(&ctx, a),
+                Command::Stop(a) => stop::stop(&ctx, a),
+                Command::Image(c) => image::image(&ctx, c),
+                Command::Agent(a) if a.check_config => {
+                    println!("config ok: state_dir {}", ctx.config.state_dir.display());
+                    Ok(0)
+                }
+                Command::Agent(_) => crate::supervisor::agent_main(&ctx),
+                _ => Ok(0),
+            };
+            match result {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("skerry: {e:#}");
+                    1
+                }
+            }
+        }
+    }
+}

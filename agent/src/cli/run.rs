@@ -1,0 +1,205 @@
+//! `skerry run TASKDEF.json`: runs a task in the foreground, prefixing container output
+//! with the container name, until an essential container exits (exit code: that
+//! container's) or SIGINT/SIGTERM (graceful stop). Cleans up unless --keep.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use skerry_core::spec::{parse_task_definition, validate_name, TaskDefinition};
+
+use super::tail::LogTail;
+use super::Context;
+use crate::runtime::{record, ContainerState};
+use crate::task::{
+    check_supported, new_task_id, start_task, stop_task, task_states, Owner, TaskOutcome,
+    TaskRecord,
+};
+
+/// Largest task definition file accepted.
+pub const MAX_TASK_DEFINITION_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// ECS task definition JSON (RegisterTaskDefinition input or describe-task-definition output).
+    pub task_definition: PathBuf,
+    /// Task id (default: <family>-<random hex>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Keep the task directory (records and logs) after the task ends.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Reads and checks a task definition file; `Err` holds the message for the user.
+pub fn load_task_definition(
+    ctx: &Context,
+    path: &std::path::Path,
+) -> Result<(TaskDefinition, String), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > MAX_TASK_DEFINITION_BYTES {
+        return Err(format!(
+            "{}: larger than {} bytes",
+            path.display(),
+            MAX_TASK_DEFINITION_BYTES
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let def = parse_task_definition(&text, &ctx.parse_options())
+        .map_err(|e| format!("{}: invalid task definition:\n{e}", path.display()))?;
+    check_supported(&def).map_err(|p| {
+        format!(
+            "{}: unsupported task definition:\n{}",
+            path.display(),
+            p.join("\n")
+        )
+    })?;
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+    Ok((def, digest))
+}
+
+pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
+    let (def, digest) = match load_task_definition(ctx, &args.task_definition) {
+        Ok(d) => d,
+        Err(msg) => {
+            eprintln!("skerry: {msg}");
+            return Ok(2);
+        }
+    };
+    let task_id = args.name.unwrap_or_else(|| new_task_id(&def.family));
+    if let Err(e) = validate_name("task id", &task_id) {
+        eprintln!("skerry: --name: {e}");
+        return Ok(2);
+    }
+    if ctx.layout.task(&task_id).exists() {
+        eprintln!("skerry: task {task_id} already exists (see skerry ps; skerry stop {task_id})");
+        return Ok(2);
+    }
+    let images = ctx.images()?;
+    for (i, c) in def.containers.iter().enumerate() {
+        if let Err(e) = images.resolve(&c.image) {
+            eprintln!("skerry: containerDefinitions[{i}].image: {e}");
+            return Ok(2);
+        }
+    }
+    let runtime = ctx.runtime()?;
+    let me = std::process::id() as i32;
+    let rec = TaskRecord {
+        task_id: task_id.clone(),
+        definition: def,
+        source_digest: digest,
+        created_at_ms: record::now_ms(),
+        owner: Owner::Run {
+            pid: me,
+            start_ticks: record::process_start_ticks(me).unwrap_or(0),
+        },
+    };
+    rec.save(&ctx.layout).context("saving the task record")?;
+    let signals = block_stop_signals()?;
+    eprintln!("skerry: task {task_id} starting");
+    if let Err(e) = start_task(&runtime, &images, &rec) {
+        eprintln!("skerry: {e}");
+        print_logs(&rec, ctx, &mut Vec::new(), true);
+        if !args.keep {
+            runtime
+                .remove_task(&images, &task_id)
+                .context("cleaning up the failed task")?;
+        }
+        return Ok(1);
+    }
+    let mut tails: Vec<LogTail> = Vec::new();
+    let mut interrupted = false;
+    let outcome = loop {
+        print_logs(&rec, ctx, &mut tails, false);
+        if let Ok(Some(info)) = signals.read_signal() {
+            eprintln!("skerry: signal {}: stopping task {task_id}", info.ssi_signo);
+            interrupted = true;
+            break TaskOutcome::Running;
+        }
+        let outcome = TaskOutcome::of(&rec.definition, &task_states(&runtime, &rec));
+        if outcome != TaskOutcome::Running {
+            break outcome;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let final_states = stop_task(&runtime, &rec);
+    print_logs(&rec, ctx, &mut tails, false);
+    if let Some(reason) = outcome.stopped_reason() {
+        eprintln!("skerry: task {task_id} stopped: {reason}");
+    } else if interrupted {
+        eprintln!("skerry: task {task_id} stopped on request");
+    }
+    let code = match &outcome {
+        TaskOutcome::EssentialExited { exit, .. } => exit.exit_code,
+        _ => first_essential_exit(&rec, &final_states),
+    };
+    if args.keep {
+        eprintln!(
+            "skerry: task {task_id} kept in {}",
+            ctx.layout.task(&task_id).display()
+        );
+    } else {
+        runtime
+            .remove_task(&images, &task_id)
+            .with_context(|| format!("removing task {task_id}"))?;
+    }
+    Ok(code)
+}
+
+fn first_essential_exit(rec: &TaskRecord, states: &[(String, ContainerState)]) -> i32 {
+    states
+        .iter()
+        .filter(|(n, _)| rec.definition.container(n).is_some_and(|c| c.essential))
+        .find_map(|(_, st)| match st {
+            ContainerState::Exited(e) => Some(e.exit_code),
+            _ => None,
+        })
+        .unwrap_or(1)
+}
+
+fn print_logs(rec: &TaskRecord, ctx: &Context, tails: &mut Vec<LogTail>, all_at_once: bool) {
+    let names: Vec<&str> = rec
+        .definition
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
+    let dirs = names
+        .iter()
+        .map(|n| ctx.layout.container(&rec.task_id, n).join("logs"));
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    for (i, (name, dir)) in names.iter().zip(dirs).enumerate() {
+        let lines = if all_at_once {
+            LogTail::read_all(&dir)
+        } else {
+            if tails.len() <= i {
+                tails.push(LogTail::new(&dir, true));
+            }
+            tails[i].poll()
+        };
+        for l in lines {
+            let text = format!("{name:<width$} | {}\n", l.text);
+            if l.stream == "stderr" {
+                let _ = stderr.lock().write_all(text.as_bytes());
+            } else {
+                let _ = stdout.lock().write_all(text.as_bytes());
+            }
+        }
+    }
+}
+
+/// Blocks SIGINT/SIGTERM/SIGHUP and returns a non-blocking signalfd for them.
+/// (Child processes get a clean signal mask: std resets it before exec.)
+pub fn block_stop_signals() -> anyhow::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask.thread_block().context("blocking signals")?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")
+}
