@@ -20,8 +20,10 @@ use super::time::{after, from_std, sum};
 use super::Sink;
 use crate::spec::ContainerDefinition;
 
-/// Moves one task forward at `now`.
-pub(super) fn step(
+/// First half of a call, before any planning: forgets overdue operations, times out
+/// health checks, and reacts to exits, failed dependencies and bad health, so
+/// failures count before anything is launched.
+pub(super) fn assess_task(
     id: &TaskId,
     task: &mut TaskRecord,
     cfg: &Config,
@@ -29,13 +31,28 @@ pub(super) fn step(
     sink: &mut Sink,
 ) {
     expire_ops(task, cfg, now);
+    if task.phase == TaskPhase::Stopped && !task.containers.iter().all(ContainerRecord::is_down) {
+        // A late answer (after its operation timed out) brought a container back.
+        task.phase = TaskPhase::Stopping;
+    }
     if task.phase == TaskPhase::Active {
+        health::expire(id, task, now, sink);
         assess(id, task, now, sink);
     }
+}
+
+/// Second half, after planning: issues what each container is ready for.
+pub(super) fn drive_task(
+    id: &TaskId,
+    task: &mut TaskRecord,
+    cfg: &Config,
+    now: Instant,
+    sink: &mut Sink,
+) {
     match task.phase {
         TaskPhase::Active => {
             drive_start(id, task, now, sink);
-            health::drive(id, task, cfg, now, sink);
+            health::schedule(id, task, cfg, now, sink);
         }
         TaskPhase::Stopping => drive_stop(id, task, now, sink),
         TaskPhase::Stopped | TaskPhase::Deleted => {}

@@ -59,9 +59,32 @@ pub(super) fn on_result(
     (h.status != before).then_some(h.status)
 }
 
-/// Issues due checks and times out unanswered ones, for every running container of
-/// an active task.
-pub(super) fn drive(
+/// Counts unanswered checks past their deadline as timeouts.
+pub(super) fn expire(id: &TaskId, task: &mut TaskRecord, now: Instant, sink: &mut Sink) {
+    for (def, rec) in task
+        .definition
+        .containers
+        .iter()
+        .zip(task.containers.iter_mut())
+    {
+        let Some(hc) = check_of(def) else { continue };
+        if !rec.is_running() || rec.health.in_flight_until.is_none_or(|t| now < t) {
+            continue;
+        }
+        if let Some(status) = on_result(hc, rec, CheckOutcome::Timeout, now) {
+            let container = rec.name.clone();
+            sink.event(Event::HealthChanged {
+                task: id.clone(),
+                container,
+                status,
+            });
+        }
+    }
+}
+
+/// Issues due checks on running containers; asks to be woken for the next due time
+/// or deadline.
+pub(super) fn schedule(
     id: &TaskId,
     task: &mut TaskRecord,
     cfg: &Config,
@@ -79,17 +102,8 @@ pub(super) fn drive(
             continue;
         }
         if let Some(deadline) = rec.health.in_flight_until {
-            if now < deadline {
-                sink.wake(deadline);
-                continue;
-            }
-            if let Some(status) = on_result(hc, rec, CheckOutcome::Timeout, now) {
-                sink.event(Event::HealthChanged {
-                    task: id.clone(),
-                    container: rec.name.clone(),
-                    status,
-                });
-            }
+            sink.wake(deadline);
+            continue;
         }
         let due = *rec
             .health
@@ -103,10 +117,11 @@ pub(super) fn drive(
         let deadline = after(after(now, timeout), cfg.grace);
         rec.health.in_flight_until = Some(deadline);
         sink.wake(deadline);
+        let (task, container, command) = (id.clone(), rec.name.clone(), hc.command.clone());
         sink.act(Action::RunHealthCheck {
-            task: id.clone(),
-            container: rec.name.clone(),
-            command: hc.command.clone(),
+            task,
+            container,
+            command,
             timeout,
         });
     }

@@ -20,6 +20,8 @@ pub mod health;
 mod model;
 mod observe;
 mod observed;
+#[cfg(test)]
+mod props;
 mod service;
 #[cfg(test)]
 mod tests;
@@ -180,12 +182,15 @@ impl Reconciler {
         let mut sink = std::mem::take(&mut self.pending);
         sink.now = now;
         sink.wakeup = None;
+        for (id, task) in self.state.observed.tasks.iter_mut() {
+            container::assess_task(id, task, &self.config, now, &mut sink);
+        }
+        self.account_failures(desired, now, &mut sink);
         self.plan_standalone(desired, now, &mut sink);
         self.plan_services(desired, now, &mut sink);
         for (id, task) in self.state.observed.tasks.iter_mut() {
-            container::step(id, task, &self.config, now, &mut sink);
+            container::drive_task(id, task, &self.config, now, &mut sink);
         }
-        self.account_failures(desired, now, &mut sink);
         let mut actions = sink.actions;
         actions.extend(sink.events.into_iter().map(Action::Report));
         Decision {
