@@ -76,7 +76,8 @@ impl Action {
 /// What one [`super::Reconciler::reconcile`] call decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
-    /// Actions in the order to issue them (they may run concurrently).
+    /// `Report`s first, then actions in the order to issue them (they may run
+    /// concurrently).
     pub actions: Vec<Action>,
     /// Call `reconcile` again at this instant at the latest (like quinn's
     /// `poll_timeout`): arm one timer. `None`: only a new observation can change things.

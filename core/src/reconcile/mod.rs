@@ -191,8 +191,9 @@ impl Reconciler {
         for (id, task) in self.state.observed.tasks.iter_mut() {
             container::drive_task(id, task, &self.config, now, &mut sink);
         }
-        let mut actions = sink.actions;
-        actions.extend(sink.events.into_iter().map(Action::Report));
+        // Reports first: they tell what happened before (or led to) the actions.
+        let mut actions: Vec<Action> = sink.events.into_iter().map(Action::Report).collect();
+        actions.extend(sink.actions);
         Decision {
             actions,
             next_wakeup: sink.wakeup,

@@ -28,8 +28,9 @@ fn stop_reason(h: &Harness, task: &str) -> String {
 fn container_lifecycle_pull_create_start_in_order() {
     let mut h = one(vec![generate_test_container("app")]);
     let d = h.reconcile();
+    let first = d.actions.iter().find(|a| !matches!(a, Action::Report(_)));
     assert!(
-        matches!(&d.actions[0], Action::PullImage { image, .. } if image == "registry.local/app:1")
+        matches!(first, Some(Action::PullImage { image, .. }) if image == "registry.local/app:1")
     );
     assert!(d
         .actions
@@ -610,10 +611,10 @@ fn reconcile_failed_stop_is_retried_after_the_delay() {
     h.settle();
     h.desired.tasks.clear();
     let d = h.reconcile();
-    assert!(matches!(
-        d.actions.as_slice(),
-        [Action::StopContainer { .. }, ..]
-    ));
+    assert!(d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::StopContainer { .. })));
     h.r.observe(
         Observation::Failed {
             task: "t1".into(),
