@@ -682,3 +682,71 @@ fn reconcile_is_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn reconcile_late_start_after_timeout_reopens_a_stopped_task() {
+    let mut h = one(vec![generate_test_container("app")]);
+    let mut start = None;
+    for _ in 0..5 {
+        let d = h.reconcile();
+        if let Some(a) = d
+            .actions
+            .iter()
+            .find(|a| matches!(a, Action::StartContainer { .. }))
+        {
+            start = Some(a.clone());
+            break;
+        }
+        h.answer(&d.actions);
+    }
+    assert!(start.is_some(), "start issued, never answered");
+    h.desired.tasks.clear();
+    h.now += Config::default().op_timeout;
+    let d = h.reconcile();
+    assert!(d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::DeleteTask { .. })));
+    // The start answers late: the container runs, so it must be stopped, not deleted.
+    h.r.observe(
+        Observation::Started {
+            task: "t1".into(),
+            container: "app".into(),
+            pid: 9,
+        },
+        h.now,
+    );
+    let d = h.reconcile();
+    assert_eq!(h.task("t1").phase, TaskPhase::Stopping);
+    assert!(d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::StopContainer { .. })));
+    assert!(!d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::DeleteTask { .. })));
+}
+
+#[test]
+fn backoff_failure_and_launch_never_share_a_call() {
+    let mut h = Harness::new(Desired::default());
+    let spec = generate_test_service(generate_test_task(vec![generate_test_container("app")]), 2);
+    h.desired.services.insert("web".into(), spec);
+    h.settle();
+    let ids: Vec<TaskId> = h.service_tasks("web").into_iter().map(|(i, _)| i).collect();
+    // A fails and is gone; its backoff has long expired when B fails.
+    h.exit(&ids[0].0, "app", 1);
+    h.settle();
+    h.now += Duration::from_secs(400);
+    h.exit(&ids[1].0, "app", 1);
+    let d = h.reconcile();
+    assert!(d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Report(Event::ServiceBackoff { .. }))));
+    assert!(!d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Report(Event::TaskLaunched { .. }))));
+}
