@@ -8,14 +8,23 @@
 //! `dependsOn` with `startTimeout`, health checks, `restartPolicy`, services with
 //! rolling updates, backoff, crash-loop detection and the deployment circuit breaker.
 //!
-//! Files: [`model`] (desired, config), [`observed`] (task records), [`actions`]
-//! (actions, observations, events), `observe` (folding observations), `container`
-//! (one task's life), [`deps`] (dependsOn), [`health`], [`backoff`], [`service`].
+//! Files, one job each: `model` (desired state, config), `observed` (task records,
+//! allowed transitions), `actions` (actions, observations, events), `observe`
+//! (folding observations in), `container` (one task's life), `deps` (dependsOn),
+//! [`health`], `backoff` (relaunch backoff, crash loops), `service` (rolling
+//! updates, circuit breaker), [`time`].
+//!
+//! Departures from ECS, on purpose: an unhealthy service task is stopped at once and
+//! its replacement follows after backoff (ECS may start the replacement first); a
+//! deployment whose
+//! circuit breaker trips with nothing to roll back to keeps relaunching under backoff
+//! (there is no operator on the device to restart it); when `minimumHealthyPercent`
+//! and `maximumPercent` leave no room to move, the minimum gives way.
 
 mod actions;
 mod backoff;
 mod container;
-pub mod deps;
+mod deps;
 pub mod health;
 mod model;
 mod observe;
