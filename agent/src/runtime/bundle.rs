@@ -137,8 +137,8 @@ pub fn build_spec(inp: &BundleInputs<'_>) -> Result<oci_spec::runtime::Spec, Run
         mounts.push(json!({"destination": t.container_path, "type": "tmpfs", "source": "tmpfs", "options": options}));
     }
     let caps = effective_capabilities(c.privileged, &c.linux.cap_add, &c.linux.cap_drop);
+    // Without `ulimits` a container inherits the agent's limits, as Docker's do.
     let mut rlimits: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    rlimits.insert("RLIMIT_NOFILE".into(), (65536, 65536));
     for u in &c.ulimits {
         rlimits.insert(u.rlimit.clone(), (u.soft, u.hard));
     }

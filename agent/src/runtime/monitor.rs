@@ -51,6 +51,7 @@ pub fn monitor_start_main(container_dir: &Path) -> i32 {
             return 1;
         }
     };
+    reset_signal_state();
     // Leave the caller's session and process group: terminal signals (Ctrl-C to
     // `skerry run`) must not reach the monitor or the container directly.
     let _ = setsid();
@@ -89,6 +90,21 @@ pub fn monitor_start_main(container_dir: &Path) -> i32 {
             let code = run_monitor(container_dir, &plan, ready_w);
             std::process::exit(code)
         }
+    }
+}
+
+/// Gives the container a clean signal state whoever started the monitor: an empty
+/// mask and default dispositions (the agent and `skerry run` block SIGTERM for their
+/// signalfd, and Rust ignores SIGPIPE; children inherit both across fork and exec).
+fn reset_signal_state() {
+    let _ = SigSet::empty().thread_set_mask();
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL registers no Rust code as a handler; the process
+        // is single-threaded here.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
     }
 }
 

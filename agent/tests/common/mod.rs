@@ -1,0 +1,186 @@
+//! Shared fixtures for the real-container tests: a private state directory with the
+//! busybox test images imported, and helpers that drive the real `skerry` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The test images directory (built once by scripts/build-test-images.sh).
+pub fn test_images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::var_os("SKERRY_TEST_IMAGES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-images"));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-images.sh");
+        let st = Command::new("bash")
+            .arg(&script)
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run build-test-images.sh");
+        assert!(st.success(), "building test images failed");
+        dir
+    })
+}
+
+/// A private skerry installation: state dir + config, images imported.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl TestEnv {
+    /// A new environment with busybox:latest and busybox-app:latest imported.
+    pub fn new() -> Self {
+        Self::with_config("")
+    }
+
+    /// Like [`new`](Self::new) with extra config TOML.
+    pub fn with_config(extra: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("skerry-test-")
+            .tempdir()
+            .expect("tempdir");
+        let config = dir.path().join("agent.toml");
+        let state = dir.path().join("state");
+        std::fs::write(
+            &config,
+            format!("state_dir = \"{}\"\n{extra}\n", state.display()),
+        )
+        .expect("config");
+        let env = Self { dir, config };
+        let images = test_images();
+        for (name, path) in [("busybox", "busybox-amd64"), ("busybox-app", "busybox-app")] {
+            let out = env
+                .skerry(&["image", "import", "--name", name])
+                .arg(images.join(path))
+                .output()
+                .expect("import");
+            assert!(
+                out.status.success(),
+                "import {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        env
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `skerry` with this environment's config.
+    pub fn skerry(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skerry"));
+        cmd.env("SKERRY_CONFIG", &self.config)
+            .env_remove("SKERRY_STATE_DIR")
+            .env("SKERRY_LOG", "warn")
+            .args(args);
+        cmd
+    }
+
+    /// Writes a task definition into the environment and returns its path.
+    pub fn write_task(&self, name: &str, json: &str) -> PathBuf {
+        let p = self.dir.path().join(format!("{name}.json"));
+        std::fs::write(&p, json).expect("write task");
+        p
+    }
+
+    /// `skerry run --keep --name NAME` to completion.
+    pub fn run(&self, name: &str, json: &str) -> Output {
+        let p = self.write_task(name, json);
+        self.skerry(&["run", "--keep", "--name", name])
+            .arg(p)
+            .output()
+            .expect("skerry run")
+    }
+
+    /// `skerry run --name NAME` in the background.
+    pub fn spawn(&self, name: &str, json: &str, keep: bool) -> Child {
+        let p = self.write_task(name, json);
+        let mut cmd = self.skerry(&["run", "--name", name]);
+        if keep {
+            cmd.arg("--keep");
+        }
+        cmd.arg(p)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn skerry run")
+    }
+
+    /// Waits until `container` of `task` runs; returns its host pid.
+    pub fn wait_running(&self, task: &str, container: &str) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let p = self.container_dir(task, container).join("monitor.json");
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                let v: serde_json::Value = serde_json::from_str(&text).expect("monitor.json");
+                return v["container_pid"].as_i64().expect("pid") as i32;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{task}/{container} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn container_dir(&self, task: &str, container: &str) -> PathBuf {
+        self.state()
+            .join("tasks")
+            .join(task)
+            .join("containers")
+            .join(container)
+    }
+
+    /// The exit record of a kept task's container.
+    pub fn exit_record(&self, task: &str, container: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.container_dir(task, container).join("exit.json"))
+            .expect("exit.json");
+        serde_json::from_str(&text).expect("exit json")
+    }
+
+    /// The container's log file content.
+    pub fn log(&self, task: &str, container: &str) -> String {
+        std::fs::read_to_string(
+            self.container_dir(task, container)
+                .join("logs/container.log"),
+        )
+        .unwrap_or_default()
+    }
+}
+
+/// stdout of a `skerry run`: the container lines without their `name | ` prefix.
+pub fn lines_of(out: &Output, container: &str) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" | ")
+                .filter(|(n, _)| n.trim() == container)
+                .map(|(_, t)| t.to_string())
+        })
+        .collect()
+}
+
+/// A one-container task definition running `sh -c SCRIPT` in busybox, with extra
+/// container fields (JSON object members, without braces).
+pub fn sh_task(family: &str, script: &str, extra: &str) -> String {
+    let memory = if extra.contains("\"memory\"") {
+        ""
+    } else {
+        r#", "memory": 64"#
+    };
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {extra}")
+    };
+    format!(
+        r#"{{"family": "{family}", "containerDefinitions": [{{"name": "main", "image": "busybox:latest", "essential": true{memory}, "command": ["sh", "-c", {script}]{extra}}}]}}"#,
+        script = serde_json::to_string(script).expect("json string")
+    )
+}
