@@ -2,6 +2,7 @@
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this file
 OUT=${SKERRY_OUT:-$ROOT/out}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
@@ -154,6 +155,7 @@ build_skerry() {
         die "cargo build --target $target failed"
     fi
     [ -n "${BUILD_LOG:-}" ] || rm -f "$log"
+    # shellcheck disable=SC2034 # read by the caller
     BUILT=$CARGO_TARGET_DIR/$target/release/skerry
 }
 

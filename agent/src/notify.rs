@@ -37,9 +37,12 @@ pub struct NotifyError {
 /// Talks to systemd on behalf of the agent's main process.
 ///
 /// Build it once with [`Notifier::from_env`] at startup, then call
-/// [`ready`](Self::ready) after the first reconcile, [`ping`](Self::ping)
-/// every [`watchdog_period`](Self::watchdog_period) while the main loop is
-/// healthy, and [`stopping`](Self::stopping) on shutdown.
+/// [`ready`](Self::ready) once the config is loaded and running containers are
+/// adopted (not after image pulls: systemd gives up after `TimeoutStartSec`,
+/// 90 s by default), [`ping`](Self::ping) every
+/// [`watchdog_period`](Self::watchdog_period) from the main loop itself (not a
+/// side thread, so a stuck loop starves the watchdog), and
+/// [`stopping`](Self::stopping) on shutdown.
 #[derive(Debug, Clone)]
 pub struct Notifier {
     socket: Option<OsString>,
