@@ -8,12 +8,7 @@
 //!    now, not when a container starts offline), move staged blobs into `blobs/`, then
 //!    write `refs.json`, the commit point. Any error undoes the layers and blobs added.
 //!
-//! Naming: a `ref.name` annotation that is a bare tag (`latest`) becomes `NAME:tag`, a
-//! full reference is kept; no annotation gives `NAME@<digest>`. NAME is the `name`
-//! argument of [`ImageStore::import_as`], else the file name lowercased without
-//! `.tar`, `.tar.gz`, `.tgz` or `.oci` (`busybox-amd64.tar` → `busybox-amd64:latest`).
-//! A `name` with a tag or digest names the one image of a single-image layout.
-//! Entries for other platforms are skipped with a warning unless none fits, which is an
+//! Names: see `naming`. Entries for other platforms are skipped with a warning unless none fits, which is an
 //! error (`image busybox:latest is arm64, this machine is amd64`).
 
 use std::fs;
@@ -25,17 +20,15 @@ use super::blobs::BlobDir;
 use super::digest::Digest;
 use super::error::{ImageError, IoContext};
 use super::fsutil::{self, TempTree};
+use super::naming::{base_name, entry_reference};
 use super::oci::{self, Image};
 use super::platform::describe_entries;
 use super::record::METADATA_LIMIT;
-use super::reference::{is_valid_tag, Reference};
 use super::source::{self, Layout};
 use super::store::{summary, ImageStore, StoreLock};
 use super::unpack::{unpack_layer, LayerSource};
 use super::ImageSummary;
 
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
 const MAX_INDEX_DEPTH: usize = 4;
 
 /// One image to commit.
@@ -231,6 +224,15 @@ impl ImageStore {
         planned: &[Planned],
         staged: &BlobDir,
     ) -> Result<(), ImageError> {
+        // A concurrent remove may have collected a blob planning found in the store.
+        for digest in planned.iter().flat_map(|p| p.image.blobs()) {
+            if self.blobs.size(digest).is_none() && staged.size(digest).is_none() {
+                return Err(ImageError::MissingBlob {
+                    digest: digest.to_string(),
+                    path: self.blobs.dir().to_path_buf(),
+                });
+            }
+        }
         let mut new_layers = Vec::new();
         let mut new_blobs = Vec::new();
         let result = (|| {
@@ -282,46 +284,6 @@ impl ImageStore {
             }
         }
         result
-    }
-}
-
-/// The repository (or full reference) images are named under.
-fn base_name(path: &Path, name: Option<&str>) -> Result<Reference, ImageError> {
-    if let Some(name) = name {
-        return Reference::parse(name);
-    }
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    let stem = [".tar.gz", ".tgz", ".tar", ".oci"]
-        .iter()
-        .find_map(|ext| file.strip_suffix(ext))
-        .unwrap_or(&file);
-    Reference::parse(stem).map_err(|_| ImageError::InvalidReference {
-        reference: stem.to_owned(),
-        reason: "the file name is not a repository name: import with an explicit name",
-    })
-}
-
-/// The reference one `index.json` entry is tagged under (see the module doc).
-fn entry_reference(
-    base: &Reference,
-    entry: &Descriptor,
-    named: bool,
-) -> Result<String, ImageError> {
-    if !base.is_bare_name() {
-        return Ok(base.normalized());
-    }
-    let annotations = entry.annotations().as_ref();
-    let get = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
-    if let (Some(full), false) = (get(CONTAINERD_NAME), named) {
-        return Reference::parse(full).map(|r| r.normalized());
-    }
-    match get(REF_NAME) {
-        Some(tag) if is_valid_tag(tag) => Ok(format!("{}:{tag}", base.name)),
-        Some(full) => Reference::parse(full).map(|r| r.normalized()),
-        None => Ok(format!("{}@{}", base.name, entry.digest())),
     }
 }
 

@@ -27,11 +27,13 @@
 mod blobs;
 mod digest;
 mod error;
+mod extract;
 mod fsutil;
 mod gc;
 mod import;
 mod lease;
 mod merge;
+mod naming;
 mod oci;
 mod platform;
 mod record;
