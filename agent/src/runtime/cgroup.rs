@@ -47,17 +47,24 @@ pub fn task_cgroup_dirs(task_id: &str) -> Vec<PathBuf> {
 }
 
 /// Removes what is left of a task's cgroups (empty directories only: a cgroup with
-/// processes cannot be removed, and that is reported).
+/// processes cannot be removed, and that is reported). The kernel may need a moment
+/// after the last process exits before a cgroup can go (EBUSY/ENOTEMPTY): retried
+/// for up to about a second.
 pub fn remove_task_cgroups(task_id: &str) -> Result<(), String> {
     let mut failures = Vec::new();
-    for dir in task_cgroup_dirs(task_id) {
-        remove_tree(&dir, &mut failures);
+    for attempt in 0..50 {
+        failures.clear();
+        for dir in task_cgroup_dirs(task_id) {
+            remove_tree(&dir, &mut failures);
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        if attempt < 49 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
-    }
+    Err(failures.join("; "))
 }
 
 fn remove_tree(dir: &Path, failures: &mut Vec<String>) {
