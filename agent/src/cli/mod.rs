@@ -69,6 +69,14 @@ pub struct AgentArgs {
 pub enum MonitorCommand {
     Start { dir: PathBuf },
     Reap { dir: PathBuf },
+    /// Runs CMD inside the container of DIR (health checks); prints `exit N` or `timeout`.
+    Exec {
+        dir: PathBuf,
+        #[arg(long)]
+        timeout: u64,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
 }
 
 /// The version line(s) of `skerry version`.
@@ -94,6 +102,9 @@ pub fn dispatch(cli: Cli) -> i32 {
         }
         Command::Monitor(MonitorCommand::Reap { dir }) => {
             crate::runtime::monitor::monitor_reap_main(&dir)
+        }
+        Command::Monitor(MonitorCommand::Exec { dir, timeout, cmd }) => {
+            crate::runtime::exec::monitor_exec_main(&dir, timeout, &cmd)
         }
         Command::Init { args } => {
             let args: Vec<String> = args.into_iter().skip_while(|a| a == "--").collect();

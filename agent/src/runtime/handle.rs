@@ -323,3 +323,36 @@ fn remove_if_exists_dir(path: &Path) -> Result<(), RuntimeError> {
         _ => Ok(()),
     }
 }
+
+impl Runtime {
+    /// Runs `args` inside the running container through `skerry monitor exec` (a
+    /// single-threaded helper: libcontainer is never called in this process), killing
+    /// the command after `timeout`. Health checks use it.
+    pub fn exec(
+        &self,
+        task_id: &str,
+        name: &str,
+        timeout: Duration,
+        args: &[String],
+    ) -> Result<super::exec::ExecOutcome, RuntimeError> {
+        let dir = self.container_dir(task_id, name);
+        let out = Command::new(&self.cfg.monitor_exe)
+            .args(["monitor", "exec"])
+            .arg(&dir)
+            .arg("--timeout")
+            .arg(timeout.as_millis().to_string())
+            .arg("--")
+            .args(args)
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .map_err(|e| RuntimeError::io(&self.cfg.monitor_exe, e))?;
+        let id = Self::container_id(task_id, name);
+        if !out.status.success() {
+            let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(RuntimeError::State(id, msg));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        super::exec::ExecOutcome::parse(&text)
+            .ok_or_else(|| RuntimeError::State(id, format!("exec helper said {text:?}")))
+    }
+}

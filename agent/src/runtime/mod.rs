@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod caps;
 pub mod cgroup;
 pub mod etcfiles;
+pub mod exec;
 mod handle;
 pub mod init;
 pub mod logfile;

@@ -1,0 +1,334 @@
+//! The executor: carries out the reconciler's actions against the [`Runtime`] and the
+//! image store, on worker threads, and sends back one [`Outcome`] per action.
+//!
+//! Workers only read/write files and fork+exec helpers (`skerry monitor start|reap|
+//! exec`); libcontainer never runs in the agent process, so threads are safe here. One
+//! operation per (task, container, kind) is in flight at a time: a repeat issued by
+//! the reconciler after its timeout is dropped while the first still runs (its answer
+//! will come).
+
+use std::collections::HashSet;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use skerry_core::reconcile::{
+    Action, CheckOutcome, ExitReason as CoreExit, Observation, Observed, OpKind, TaskId,
+};
+use skerry_core::spec::{HealthCommand, NamespaceMode};
+
+use crate::images::ImageStore;
+use crate::runtime::exec::ExecOutcome;
+use crate::runtime::{ContainerState, ExitReason, ExitRecord, Runtime, TaskNamespaces};
+use crate::task::{Owner, TaskRecord};
+
+/// What one worker found.
+#[derive(Debug)]
+pub struct Outcome {
+    pub key: Key,
+    pub obs: Option<Observation>,
+    /// For an `Exited` observation: the run it ends (`started_at_ms`), for dedup.
+    pub run: Option<u64>,
+}
+
+/// In-flight identity: task, container (if any), operation.
+pub type Key = (TaskId, Option<String>, &'static str);
+
+/// Runs actions on worker threads.
+pub struct Executor {
+    pub runtime: Runtime,
+    pub images: ImageStore,
+    tx: Sender<Outcome>,
+    in_flight: HashSet<Key>,
+    source: String,
+}
+
+impl Executor {
+    pub fn new(runtime: Runtime, images: ImageStore, tx: Sender<Outcome>, source: String) -> Self {
+        Self {
+            runtime,
+            images,
+            tx,
+            in_flight: HashSet::new(),
+            source,
+        }
+    }
+
+    /// A worker answered.
+    pub fn finished(&mut self, key: &Key) {
+        self.in_flight.remove(key);
+    }
+
+    /// Operations still running.
+    pub fn busy(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Starts `action` (reports are logged by the caller).
+    pub fn dispatch(&mut self, action: Action, observed: &Observed) {
+        let rt = self.runtime.clone();
+        let images = self.images.clone();
+        match action {
+            Action::Report(_) => {}
+            Action::PullImage {
+                task,
+                container,
+                image,
+            } => self.spawn(task.clone(), Some(container.clone()), "pull", move || {
+                let obs = match images.resolve(&image) {
+                    Ok(_) => Observation::ImagePulled { task, container },
+                    Err(e) => failed(task, Some(container), OpKind::Pull, format!("image {image} is not in the local store (prefer-cached; registry pulls are not available in this build): {e}")),
+                };
+                (Some(obs), None)
+            }),
+            Action::CreateContainer { task, container } => {
+                let Some(rec) = observed.tasks.get(&task) else {
+                    return;
+                };
+                let def = rec.definition.clone();
+                let record = TaskRecord {
+                    task_id: task.0.clone(),
+                    definition: def.clone(),
+                    source_digest: String::new(),
+                    created_at_ms: crate::runtime::record::now_ms(),
+                    owner: Owner::Agent {
+                        source: self.source.clone(),
+                    },
+                };
+                self.spawn(task.clone(), Some(container.clone()), "create", move || {
+                    let res = save_record(&rt, &record).and_then(|()| {
+                        let c = def.container(&container).ok_or("no such container")?;
+                        let shared = shared_namespaces(&rt, &task.0, &def);
+                        rt.prepare(&images, &task.0, &def, c, &shared)
+                            .map_err(|e| e.to_string())
+                    });
+                    let obs = match res {
+                        Ok(()) => Observation::Created { task, container },
+                        Err(e) => failed(task, Some(container), OpKind::Create, e),
+                    };
+                    (Some(obs), None)
+                })
+            }
+            Action::StartContainer { task, container } => {
+                self.spawn(task.clone(), Some(container.clone()), "start", move || {
+                    let obs = match rt.start(&task.0, &container) {
+                        Ok(m) => started(task, container, m.container_pid),
+                        Err(e) => failed(task, Some(container), OpKind::Start, e.to_string()),
+                    };
+                    (Some(obs), None)
+                })
+            }
+            Action::RestartContainer {
+                task, container, ..
+            } => {
+                let Some(def) = observed.tasks.get(&task).map(|t| t.definition.clone()) else {
+                    return;
+                };
+                self.spawn(task.clone(), Some(container.clone()), "restart", move || {
+                    let res = (|| {
+                        let c = def.container(&container).ok_or("no such container")?;
+                        match rt.state(&task.0, &container) {
+                            ContainerState::Running { .. } => {
+                                rt.stop(&task.0, &container, c.stop_timeout)
+                                    .map_err(|e| e.to_string())?;
+                            }
+                            ContainerState::Lost => rt.reap(&task.0, &container).map_err(|e| e.to_string())?,
+                            _ => {}
+                        }
+                        let shared = shared_namespaces(&rt, &task.0, &def);
+                        rt.prepare(&images, &task.0, &def, c, &shared)
+                            .and_then(|()| rt.start(&task.0, &container))
+                            .map_err(|e| e.to_string())
+                    })();
+                    let obs = match res {
+                        Ok(m) => started(task, container, m.container_pid),
+                        Err(e) => failed(task, Some(container), OpKind::Restart, e),
+                    };
+                    (Some(obs), None)
+                })
+            }
+            Action::RunHealthCheck {
+                task,
+                container,
+                command,
+                timeout,
+            } => {
+                let args = match command {
+                    HealthCommand::Exec(argv) => argv,
+                    HealthCommand::Shell(cmd) => vec!["/bin/sh".into(), "-c".into(), cmd],
+                    HealthCommand::None => return,
+                };
+                // The definition's timeout in real time, whatever the clock's scale.
+                let real = Duration::from_micros(timeout.as_micros());
+                self.spawn(task.clone(), Some(container.clone()), "health", move || {
+                    let outcome = match rt.exec(&task.0, &container, real, &args) {
+                        Ok(ExecOutcome::Exited(0)) => CheckOutcome::Pass,
+                        Ok(ExecOutcome::Exited(_)) => CheckOutcome::Fail,
+                        Ok(ExecOutcome::TimedOut) => CheckOutcome::Timeout,
+                        Err(e) => {
+                            tracing::warn!(task = %task, %container, error = %e, "health check could not run");
+                            CheckOutcome::Fail
+                        }
+                    };
+                    (Some(Observation::HealthCheckDone { task, container, outcome }), None)
+                })
+            }
+            Action::StopContainer {
+                task,
+                container,
+                timeout,
+                ..
+            } => self.spawn(task.clone(), Some(container.clone()), "stop", move || {
+                let real = Duration::from_micros(timeout.as_micros());
+                match rt.stop(&task.0, &container, real) {
+                    Ok(ContainerState::Exited(rec)) => {
+                        let run = rec.started_at_ms;
+                        (Some(exited(task, container, &rec)), Some(run))
+                    }
+                    Ok(ContainerState::NotStarted) => (
+                        Some(Observation::Exited { task, container, code: 0, reason: CoreExit::Killed }),
+                        Some(0),
+                    ),
+                    Ok(other) => (Some(failed(task, Some(container), OpKind::Stop, format!("still {other:?} after stop"))), None),
+                    Err(e) => (Some(failed(task, Some(container), OpKind::Stop, e.to_string())), None),
+                }
+            }),
+            Action::DeleteTask { task } => self.spawn(task.clone(), None, "delete", move || {
+                let obs = match delete_task(&rt, &images, &task.0) {
+                    Ok(()) => Observation::TaskDeleted { task },
+                    Err(e) => failed(task, None, OpKind::Delete, e),
+                };
+                (Some(obs), None)
+            }),
+        }
+    }
+
+    /// Reaps a container whose monitor died (no observation: the exit record it leaves
+    /// is picked up by the exit watch).
+    pub fn reap(&mut self, task: &TaskId, container: &str) {
+        let rt = self.runtime.clone();
+        let (t, c) = (task.clone(), container.to_string());
+        self.spawn(
+            task.clone(),
+            Some(container.to_string()),
+            "reap",
+            move || {
+                if let Err(e) = rt.reap(&t.0, &c) {
+                    tracing::error!(task = %t, container = %c, error = %e, "reap failed");
+                }
+                (None, None)
+            },
+        );
+    }
+
+    fn spawn<F>(&mut self, task: TaskId, container: Option<String>, kind: &'static str, f: F)
+    where
+        F: FnOnce() -> (Option<Observation>, Option<u64>) + Send + 'static,
+    {
+        let key: Key = (task, container, kind);
+        if !self.in_flight.insert(key.clone()) {
+            tracing::debug!(task = %key.0, container = ?key.1, kind, "already in flight");
+            return;
+        }
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("op-{kind}"))
+            .spawn(move || {
+                let (obs, run) = f();
+                let _ = tx.send(Outcome { key, obs, run });
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, kind, "spawning a worker failed");
+        }
+    }
+}
+
+/// The observation for an exit record.
+pub fn exited(task: TaskId, container: String, rec: &ExitRecord) -> Observation {
+    let reason = match rec.reason {
+        ExitReason::Exited => CoreExit::Exited,
+        ExitReason::OutOfMemory => CoreExit::OutOfMemory,
+        ExitReason::Signaled | ExitReason::Stopped | ExitReason::StopTimeout => CoreExit::Killed,
+        ExitReason::MonitorLost => CoreExit::Error,
+    };
+    Observation::Exited {
+        task,
+        container,
+        code: rec.exit_code,
+        reason,
+    }
+}
+
+fn started(task: TaskId, container: String, pid: i32) -> Observation {
+    Observation::Started {
+        task,
+        container,
+        pid: u32::try_from(pid).unwrap_or(0),
+    }
+}
+
+fn failed(task: TaskId, container: Option<String>, op: OpKind, error: String) -> Observation {
+    Observation::Failed {
+        task,
+        container,
+        op,
+        error,
+    }
+}
+
+fn save_record(rt: &Runtime, record: &TaskRecord) -> Result<(), String> {
+    if rt
+        .layout()
+        .task(&record.task_id)
+        .join(crate::task::TASK_FILE)
+        .exists()
+    {
+        return Ok(());
+    }
+    record.save(rt.layout()).map_err(|e| e.to_string())
+}
+
+/// Namespaces of the task's first running container, for `pidMode`/`ipcMode` `task`.
+fn shared_namespaces(
+    rt: &Runtime,
+    task: &str,
+    def: &skerry_core::spec::TaskDefinition,
+) -> TaskNamespaces {
+    let mut shared = TaskNamespaces::default();
+    let pid = def
+        .containers
+        .iter()
+        .find_map(|c| match rt.state(task, &c.name) {
+            ContainerState::Running { pid, .. } => Some(pid),
+            _ => None,
+        });
+    if let Some(pid) = pid {
+        if def.pid_mode == NamespaceMode::Task {
+            shared.pid = Some(format!("/proc/{pid}/ns/pid").into());
+        }
+        if def.ipc_mode == NamespaceMode::Task {
+            shared.ipc = Some(format!("/proc/{pid}/ns/ipc").into());
+        }
+    }
+    shared
+}
+
+/// Deletes a task: anything still running or lost is stopped or reaped first.
+pub fn delete_task(rt: &Runtime, images: &ImageStore, task: &str) -> Result<(), String> {
+    let containers = rt.layout().task(task).join("containers");
+    for e in std::fs::read_dir(&containers)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        match rt.state(task, &name) {
+            ContainerState::Running { .. } => {
+                rt.stop(task, &name, Duration::from_secs(10))
+                    .map_err(|e| e.to_string())?;
+            }
+            ContainerState::Lost => rt.reap(task, &name).map_err(|e| e.to_string())?,
+            _ => {}
+        }
+    }
+    rt.remove_task(images, task).map_err(|e| e.to_string())
+}

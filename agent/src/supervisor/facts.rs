@@ -1,0 +1,149 @@
+//! Runtime facts for the reconciler: what each container's directory says, turned
+//! into [`Observation`]s — on start (re-adoption, exits that happened while the
+//! agent was down) and every tick (the exit watch).
+//!
+//! A container the records call running and whose monitor lives is adopted as it is:
+//! nothing is observed, so nothing restarts and its health history stays. An exit
+//! record is observed once per run (`started_at_ms`, kept in the state file as
+//! `exits_seen`); the reconciler then applies restart policy, essential-exit and
+//! service rules as if it had watched. A container whose monitor died without an
+//! exit record (Lost) is reaped, which writes one.
+
+use std::collections::BTreeMap;
+
+use skerry_core::reconcile::{ContainerState as Rec, ExitReason as CoreExit, Observation, TaskId};
+
+use super::executor::exited;
+use crate::runtime::{ContainerState, Runtime};
+
+/// `exits_seen` key of a container.
+pub fn key(task: &TaskId, container: &str) -> String {
+    format!("{task}/{container}")
+}
+
+/// What the reconciler should learn about one container, given its record's state
+/// and the runtime's. `Lost` yields nothing here (the caller reaps it first).
+pub fn sync_one(
+    task: &TaskId,
+    name: &str,
+    rec: &Rec,
+    actual: &ContainerState,
+    exits_seen: &mut BTreeMap<String, u64>,
+) -> Vec<Observation> {
+    let k = key(task, name);
+    let start = |pid: i32| Observation::Started {
+        task: task.clone(),
+        container: name.to_string(),
+        pid: u32::try_from(pid).unwrap_or(0),
+    };
+    match actual {
+        ContainerState::Running { pid, .. } => match rec {
+            Rec::Running { pid: known, .. } if i64::from(*known) == i64::from(*pid) => vec![],
+            _ => vec![start(*pid)],
+        },
+        ContainerState::Exited(er) => {
+            if exits_seen.get(&k) == Some(&er.started_at_ms) {
+                return vec![];
+            }
+            exits_seen.insert(k, er.started_at_ms);
+            let mut out = Vec::new();
+            if !matches!(rec, Rec::Running { .. }) {
+                // It ran (and ended) unseen: a restart or start the agent did not hear of.
+                out.push(start(0));
+            }
+            out.push(exited(task.clone(), name.to_string(), er));
+            out
+        }
+        ContainerState::NotStarted if matches!(rec, Rec::Running { .. }) => {
+            vec![Observation::Exited {
+                task: task.clone(),
+                container: name.to_string(),
+                code: 255,
+                reason: CoreExit::Error,
+            }]
+        }
+        ContainerState::NotStarted | ContainerState::Lost => vec![],
+    }
+}
+
+/// Every (task, container) the records call running or created: the ones to watch.
+pub fn watched(observed: &skerry_core::reconcile::Observed) -> Vec<(TaskId, String, Rec)> {
+    observed
+        .tasks
+        .iter()
+        .flat_map(|(id, t)| {
+            t.containers
+                .iter()
+                .filter(|c| matches!(c.state, Rec::Running { .. }))
+                .map(move |c| (id.clone(), c.name.clone(), c.state.clone()))
+        })
+        .collect()
+}
+
+/// Re-adoption on start: every container of every recorded task, synchronously (lost
+/// ones are reaped first). Returns the observations and how many were adopted as
+/// running.
+pub fn adopt_all(
+    rt: &Runtime,
+    observed: &skerry_core::reconcile::Observed,
+    exits_seen: &mut BTreeMap<String, u64>,
+) -> (Vec<Observation>, usize) {
+    let mut out = Vec::new();
+    let mut running = 0;
+    for (id, t) in &observed.tasks {
+        for c in &t.containers {
+            let mut actual = rt.state(&id.0, &c.name);
+            if actual == ContainerState::Lost {
+                tracing::warn!(task = %id, container = %c.name, "monitor lost while the agent was down: reaping");
+                if let Err(e) = rt.reap(&id.0, &c.name) {
+                    tracing::error!(task = %id, container = %c.name, error = %e, "reap failed");
+                }
+                actual = rt.state(&id.0, &c.name);
+            }
+            if matches!(actual, ContainerState::Running { .. }) {
+                running += 1;
+            }
+            let obs = sync_one(id, &c.name, &c.state, &actual, exits_seen);
+            if !obs.is_empty() {
+                tracing::info!(task = %id, container = %c.name, ?obs, "learned on start");
+            }
+            out.extend(obs);
+        }
+    }
+    (out, running)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{ExitReason, ExitRecord};
+    use embassy_time::Instant;
+
+    #[test]
+    fn facts_adopt_running_without_observation_and_exits_once() {
+        let id = TaskId::from("t");
+        let mut seen = BTreeMap::new();
+        let running = Rec::Running {
+            pid: 42,
+            started_at: Instant::from_ticks(0),
+        };
+        let live = ContainerState::Running {
+            pid: 42,
+            monitor_pid: 1,
+        };
+        assert!(sync_one(&id, "c", &running, &live, &mut seen).is_empty());
+        let exit = ContainerState::Exited(ExitRecord {
+            exit_code: 3,
+            signal: None,
+            reason: ExitReason::Exited,
+            started_at_ms: 7,
+            finished_at_ms: 8,
+        });
+        let obs = sync_one(&id, "c", &running, &exit, &mut seen);
+        assert!(matches!(
+            obs.as_slice(),
+            [Observation::Exited { code: 3, .. }]
+        ));
+        assert!(sync_one(&id, "c", &running, &exit, &mut seen).is_empty());
+    }
+}

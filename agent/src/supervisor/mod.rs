@@ -1,0 +1,296 @@
+//! The supervisor behind `skerry agent`: ECS task and service supervision on the
+//! device, with no network, driven by the pure reconciler
+//! ([`skerry_core::reconcile`]), and crash-only.
+//!
+//! One main loop (this file, [`Supervisor::turn`]) owns the [`Reconciler`]. Each turn
+//! (at most [`TICK`] apart, sooner when a worker answers or the reconciler's wakeup
+//! comes): read desired state ([`desired`]), watch container exits ([`facts`]), take
+//! worker answers, `reconcile`, persist ([`state`]) *before* carrying out the actions
+//! ([`executor`], worker threads), then tell systemd (`STATUS=`, `WATCHDOG=1`).
+//!
+//! Start (crash-only): load the state (checksummed; previous copy if torn), resume
+//! the clock ([`clock`]), re-adopt every container whose monitor lives without
+//! touching it, observe exits that happened while the agent was down, reap lost
+//! containers, remove leftovers ([`cleanup`]), then `READY=1`. SIGHUP re-reads the
+//! desired directory; SIGTERM/SIGINT end the agent and leave workloads running.
+//!
+//! Test hooks (environment): `SKERRY_TEST_WEDGE_AFTER_TICKS=N` stops the loop after N
+//! turns (the process stays, watchdog pings stop); `SKERRY_TEST_TIME_SCALE` (see
+//! [`clock`]).
+
+mod cleanup;
+mod clock;
+mod desired;
+mod executor;
+mod facts;
+mod state;
+mod status;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant as StdInstant};
+
+use embassy_time::{Duration as EDuration, Instant};
+use sha2::{Digest, Sha256};
+use skerry_core::reconcile::{Action, Config, Desired, Observation, Reconciler};
+
+use crate::cli::run::block_stop_signals;
+use crate::cli::Context;
+use crate::notify::Notifier;
+use clock::Clock;
+use desired::DesiredDir;
+use executor::{Executor, Outcome};
+use state::{Persisted, StateFiles};
+
+/// Longest time between two turns of the loop (the exit watch period).
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Errors of the supervisor's own files.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// A file operation failed.
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    /// The state file is malformed.
+    #[error("state file: {0}")]
+    State(String),
+}
+
+/// The loop's state.
+pub struct Supervisor {
+    rec: Reconciler,
+    clock: Clock,
+    exec: Executor,
+    rx: Receiver<Outcome>,
+    files: StateFiles,
+    dir: DesiredDir,
+    desired: Desired,
+    exits_seen: BTreeMap<String, u64>,
+    saved_digest: Vec<u8>,
+    wakeup: Option<Instant>,
+    force_read: bool,
+}
+
+/// Runs the agent until SIGTERM/SIGINT. Returns the exit code.
+pub fn agent_main(ctx: &Context) -> anyhow::Result<i32> {
+    if !ctx.config.is_standalone() {
+        anyhow::bail!("mqtt: broker sync is not available in this build yet");
+    }
+    let desired_dir = ctx.config.desired_dir();
+    std::fs::create_dir_all(&desired_dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", desired_dir.display()))?;
+    // Before any thread exists: workers inherit the blocked mask.
+    let signals = block_stop_signals()?;
+    let notifier = Notifier::from_env().with_watchdog(ctx.config.watchdog);
+    let begun = StdInstant::now();
+    let mut sup = Supervisor::start(ctx, desired_dir)?;
+    let summary = sup.summary();
+    tracing::info!(
+        adopt_ms = begun.elapsed().as_millis() as u64,
+        %summary,
+        "state loaded, tasks adopted"
+    );
+    if let Err(e) = notifier.ready(&summary) {
+        tracing::warn!(error = %e, "sd_notify READY failed");
+    }
+    let wedge_after: Option<u64> = std::env::var("SKERRY_TEST_WEDGE_AFTER_TICKS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let mut turns = 0u64;
+    let mut last_ping: Option<StdInstant> = None;
+    loop {
+        turns += 1;
+        if wedge_after.is_some_and(|n| turns > n) {
+            tracing::warn!(turns, "test hook: main loop wedged");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        match signals.read_signal() {
+            Ok(Some(info)) if info.ssi_signo == nix::sys::signal::Signal::SIGHUP as u32 => {
+                tracing::info!("SIGHUP: re-reading desired state");
+                sup.force_read = true;
+            }
+            Ok(Some(info)) => {
+                tracing::info!(
+                    signal = info.ssi_signo,
+                    "agent stopping; workloads keep running"
+                );
+                let _ = notifier.stopping();
+                return Ok(0);
+            }
+            _ => {}
+        }
+        sup.turn();
+        let _ = notifier.status(&sup.summary());
+        if let Some(period) = notifier.watchdog_period() {
+            if last_ping.is_none_or(|t| t.elapsed() >= period) {
+                let _ = notifier.ping();
+                last_ping = Some(StdInstant::now());
+            }
+        }
+        sup.wait();
+    }
+}
+
+impl Supervisor {
+    /// Loads the state, re-adopts, cleans up and makes the first decisions.
+    pub fn start(ctx: &Context, desired_dir: PathBuf) -> anyhow::Result<Self> {
+        let runtime = ctx.runtime()?;
+        let images = ctx.images()?;
+        let files = StateFiles::new(ctx.layout.root());
+        let persisted = files.load().unwrap_or_default();
+        let had_state = persisted.clock.ticks > 0;
+        let clock = Clock::resume(had_state.then_some(&persisted.clock));
+        let config = reconciler_config(ctx.config.restart_backoff_secs, clock.scale());
+        let mut rec = Reconciler::restore(config, persisted.snapshot);
+        let mut exits_seen = persisted.exits_seen;
+        let (obs, adopted) = facts::adopt_all(&runtime, rec.observed(), &mut exits_seen);
+        let now = clock.now();
+        for o in obs {
+            rec.observe(o, now);
+        }
+        let removed = cleanup::remove_leftovers(&runtime, &images, rec.observed());
+        tracing::info!(
+            adopted,
+            removed,
+            tasks = rec.observed().tasks.len(),
+            "re-adoption done"
+        );
+        let (tx, rx) = mpsc::channel();
+        let source = desired_dir.display().to_string();
+        let mut sup = Self {
+            rec,
+            clock,
+            exec: Executor::new(runtime, images, tx, source),
+            rx,
+            files,
+            dir: DesiredDir::new(desired_dir, ctx.parse_options()),
+            desired: persisted.desired,
+            exits_seen,
+            saved_digest: Vec::new(),
+            wakeup: None,
+            force_read: true,
+        };
+        sup.turn();
+        Ok(sup)
+    }
+
+    /// One turn: desired state, exit watch, answers, decisions, persist, act.
+    pub fn turn(&mut self) {
+        let desired = self.dir.read(self.force_read, &self.desired);
+        self.force_read = false;
+        if desired != self.desired {
+            tracing::info!(
+                tasks = desired.tasks.len(),
+                services = desired.services.len(),
+                "desired state changed"
+            );
+            self.desired = desired;
+        }
+        self.watch_exits();
+        while let Ok(o) = self.rx.try_recv() {
+            self.answer(o);
+        }
+        let now = self.clock.now();
+        let decision = self.rec.reconcile(&self.desired, now);
+        self.wakeup = decision.next_wakeup;
+        self.persist();
+        for action in decision.actions {
+            match &action {
+                Action::Report(ev) => tracing::info!(event = ?ev, "report"),
+                a => tracing::debug!(action = ?a, "action"),
+            }
+            self.exec.dispatch(action, self.rec.observed());
+        }
+    }
+
+    /// Sleeps until a worker answers, the reconciler's wakeup, or one tick.
+    pub fn wait(&mut self) {
+        let mut timeout = TICK;
+        if let Some(at) = self.wakeup {
+            timeout = timeout.min(self.clock.real_until(at));
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(o) => self.answer(o),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+        }
+    }
+
+    fn answer(&mut self, o: Outcome) {
+        self.exec.finished(&o.key);
+        let Some(obs) = o.obs else { return };
+        if let (
+            Observation::Exited {
+                task, container, ..
+            },
+            Some(run),
+        ) = (&obs, o.run)
+        {
+            let k = facts::key(task, container);
+            if self.exits_seen.get(&k) == Some(&run) {
+                return;
+            }
+            self.exits_seen.insert(k, run);
+        }
+        tracing::debug!(?obs, "observed");
+        self.rec.observe(obs, self.clock.now());
+    }
+
+    fn watch_exits(&mut self) {
+        let now = self.clock.now();
+        for (task, name, state) in facts::watched(self.rec.observed()) {
+            let actual = self.exec.runtime.state(&task.0, &name);
+            if actual == crate::runtime::ContainerState::Lost {
+                tracing::warn!(%task, container = %name, "monitor lost: reaping");
+                self.exec.reap(&task, &name);
+                continue;
+            }
+            for o in facts::sync_one(&task, &name, &state, &actual, &mut self.exits_seen) {
+                self.rec.observe(o, now);
+            }
+        }
+    }
+
+    fn persist(&mut self) {
+        let body = serde_json::to_vec(&(self.rec.snapshot(), &self.desired, &self.exits_seen))
+            .unwrap_or_default();
+        let digest = Sha256::digest(&body).to_vec();
+        if digest == self.saved_digest {
+            return;
+        }
+        let p = Persisted {
+            snapshot: self.rec.snapshot().clone(),
+            desired: self.desired.clone(),
+            exits_seen: self.exits_seen.clone(),
+            clock: self.clock.mark(),
+        };
+        match self.files.save(&p) {
+            Ok(()) => self.saved_digest = digest,
+            Err(e) => tracing::error!(error = %e, "persisting state failed"),
+        }
+        self.files
+            .save_status(&status::view(self.rec.snapshot(), &self.desired));
+    }
+
+    /// One line for systemd's STATUS.
+    pub fn summary(&self) -> String {
+        status::summary(self.rec.observed(), &self.desired, self.exec.busy())
+    }
+}
+
+/// The reconciler's knobs: ECS defaults, the config's backoff floor; with a test time
+/// scale, the executor-facing timeouts stay in real time.
+fn reconciler_config(backoff_secs: u64, scale: u64) -> Config {
+    let real = |d: EDuration| EDuration::from_ticks(d.as_ticks().saturating_mul(scale));
+    let d = Config::default();
+    Config {
+        backoff_floor: EDuration::from_secs(backoff_secs.max(1)),
+        pull_timeout: real(d.pull_timeout),
+        op_timeout: real(d.op_timeout),
+        grace: real(d.grace),
+        retry_delay: real(d.retry_delay),
+        ..d
+    }
+}

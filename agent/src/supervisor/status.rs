@@ -1,0 +1,86 @@
+//! What the supervisor shows: the one-line systemd `STATUS=` and `status.json` (tasks,
+//! containers with state, pid, exit code, ECS health status and restart count;
+//! services with their deployment). Derived from the reconciler's records only.
+//!
+//! ```text
+//! {"tasks": {"<id>": {"owner": "standalone"|"service:<name>", "family", "revision",
+//!    "phase": "Active"|"Stopping"|"Stopped"|"Deleted", "stopped_reason",
+//!    "containers": {"<name>": {"state": "PENDING"|"CREATED"|"RUNNING"|"EXITED",
+//!       "pid", "exit_code", "health": "UNKNOWN"|"HEALTHY"|"UNHEALTHY", "restart_count"}}}},
+//!  "services": {"<name>": {"desired_count", "revision", "deployment": {...}}}}
+//! ```
+
+use serde_json::{json, Map, Value};
+use skerry_core::reconcile::{
+    ContainerState, Desired, HealthStatus, Observed, Owner, Snapshot, TaskPhase,
+};
+
+/// The `status.json` document.
+pub fn view(snap: &Snapshot, desired: &Desired) -> Value {
+    let mut tasks = Map::new();
+    for (id, t) in &snap.observed.tasks {
+        let mut containers = Map::new();
+        for c in &t.containers {
+            let (state, pid, code) = match &c.state {
+                ContainerState::Pending => ("PENDING", None, None),
+                ContainerState::Created => ("CREATED", None, None),
+                ContainerState::Running { pid, .. } => ("RUNNING", Some(*pid), None),
+                ContainerState::Exited { code, .. } => ("EXITED", None, Some(*code)),
+            };
+            let health = match c.health.status {
+                HealthStatus::Unknown => "UNKNOWN",
+                HealthStatus::Healthy => "HEALTHY",
+                HealthStatus::Unhealthy => "UNHEALTHY",
+            };
+            containers.insert(
+                c.name.clone(),
+                json!({"state": state, "pid": pid, "exit_code": code, "health": health,
+                       "restart_count": c.restart_count}),
+            );
+        }
+        let owner = match &t.owner {
+            Owner::Standalone => "standalone".to_string(),
+            Owner::Service(s) => format!("service:{s}"),
+        };
+        tasks.insert(
+            id.0.clone(),
+            json!({"owner": owner, "family": t.definition.family, "revision": t.definition.revision,
+                   "phase": format!("{:?}", t.phase), "stopped_reason": t.stopped_reason,
+                   "failed": t.failed, "containers": containers}),
+        );
+    }
+    let mut services = Map::new();
+    for (name, spec) in &desired.services {
+        let st = snap.services.get(name);
+        services.insert(
+            name.clone(),
+            json!({"desired_count": spec.desired_count,
+                   "revision": spec.task_definition.revision,
+                   "stable_revision": st.and_then(|s| s.stable.as_ref()).map(|d| d.revision),
+                   "deployment": st.and_then(|s| s.deployment.as_ref()).map(|d| json!({
+                       "revision": d.definition.revision, "failures": d.failures,
+                       "tripped": d.tripped, "rolled_back": d.rolled_back, "completed": d.completed}))}),
+        );
+    }
+    json!({"tasks": tasks, "services": services})
+}
+
+/// `STATUS=` text: task and container counts.
+pub fn summary(observed: &Observed, desired: &Desired, busy: usize) -> String {
+    let active = observed
+        .tasks
+        .values()
+        .filter(|t| t.phase == TaskPhase::Active)
+        .count();
+    let running = observed
+        .tasks
+        .values()
+        .flat_map(|t| &t.containers)
+        .filter(|c| c.is_running())
+        .count();
+    format!(
+        "standalone: {} tasks ({active} active), {running} containers running, {} services, {busy} operations in flight",
+        observed.tasks.len(),
+        desired.services.len()
+    )
+}
