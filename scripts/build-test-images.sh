@@ -27,6 +27,7 @@ fi
 for tool in umoci skopeo dpkg-deb apt-get sha256sum tar; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
 done
+[[ $(id -u) == 0 ]] || { echo "run as root (image files keep their owners)" >&2; exit 1; }
 [[ -x /bin/busybox ]] || { echo "missing /bin/busybox (apt-get install busybox-static)" >&2; exit 1; }
 
 mkdir -p "$1"
@@ -74,7 +75,8 @@ fetch_arm64_deb() {
         return
     fi
     local suite mirror apt keyring=""
-    suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+    suite=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release 2>/dev/null || true)
+    suite=${suite:-bookworm}
     mirror=$(apt_mirror http://deb.debian.org/debian "$suite")
     apt="$cache/apt"
     rm -rf "$apt"

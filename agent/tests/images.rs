@@ -162,11 +162,12 @@ fn raw_tar_with_modes(
         }
         header.set_entry_type(*kind);
         header.set_size(data.len() as u64);
-        header.set_mode(if *kind == EntryType::Directory {
+        let default = if *kind == EntryType::Directory {
             0o755
         } else {
             0o644
-        });
+        };
+        header.set_mode(mode_of(name).unwrap_or(default));
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(1_700_000_000);
@@ -663,10 +664,13 @@ fn images_safe_odd_layers_are_accepted() {
         ("./data/etc", EntryType::Symlink, "/etc", b""),
         ("./data/up", EntryType::Symlink, "../../../..", b""),
     ]);
-    generate_test_layout(&layout, &[layer]);
+    // An upper layer writing /tmp/x without a /tmp entry must not reset /tmp's 1777.
+    let base = raw_tar_with_modes(&[("tmp/", EntryType::Directory, "", b"")], |_| Some(0o1777));
+    let upper = raw_tar(&[("tmp/x", EntryType::Regular, "", b"x")]);
+    generate_test_layout(&layout, &[base, layer, upper]);
     store
         .import_as(&layout, Some("odd"))
-        .expect("import odd layer");
+        .expect("import odd layers");
     let resolved = store.resolve("odd").expect("resolve");
     let rootfs = store
         .prepare_rootfs(&resolved, "odd", &dir.path().join("c"))
@@ -678,6 +682,13 @@ fn images_safe_odd_layers_are_accepted() {
         fs::read_link(rootfs.join("data/etc")).expect("link"),
         Path::new("/etc")
     );
+    let tmp = fs::metadata(rootfs.join("tmp")).expect("tmp");
+    assert_eq!(
+        tmp.permissions().mode() & 0o7777,
+        0o1777,
+        "implied dir keeps the lower mode"
+    );
+    assert!(rootfs.join("tmp/x").exists());
     store
         .release_rootfs("odd", &dir.path().join("c"))
         .expect("release");

@@ -1,7 +1,8 @@
 //! Content-addressed blobs: `blobs/sha256/<hex>`. A blob is written to a temporary file
-//! while hashed, fsynced, checked against its expected digest and only then renamed to
-//! its name: a mismatch or crash never leaves a blob whose content differs from its name.
-//! Reads of metadata blobs are size-capped and re-verified.
+//! while hashed, checked against its expected digest and only then renamed to its name:
+//! a mismatch never leaves a blob whose content differs from its name. Staged blobs are
+//! not flushed (most of an archive may be for other platforms); `adopt` fsyncs a blob
+//! as it enters the store. Reads of metadata blobs are size-capped and re-verified.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -106,13 +107,14 @@ impl BlobDir {
             return Err(mismatch(origin, digest, &actual));
         }
         file.flush().at(tmp)?;
-        file.sync_all().at(tmp)?;
         fs::rename(tmp, self.path(digest)).at(tmp)?;
         Ok(size)
     }
 
-    /// Moves a verified blob file from another directory on the same filesystem here.
+    /// Moves a verified blob file from another directory on the same filesystem here,
+    /// flushing it first (call [`sync`](Self::sync) after the last one).
     pub(crate) fn adopt(&self, from: &Path, digest: &Digest) -> Result<(), ImageError> {
+        File::open(from).and_then(|f| f.sync_all()).at(from)?;
         fs::rename(from, self.path(digest)).at(from)
     }
 

@@ -33,6 +33,9 @@ pub(crate) struct Extractor<'a> {
     dirs_ok: HashSet<PathBuf>,
     /// Directory mtimes, applied last (creating entries inside changes them).
     dir_mtimes: Vec<(PathBuf, i64)>,
+    /// Device nodes skipped (logged once per layer: image content must not flood logs).
+    skipped_devices: usize,
+    first_device: Option<String>,
 }
 
 /// What a header says about ownership, mode and time.
@@ -51,11 +54,21 @@ impl<'a> Extractor<'a> {
             lowers,
             dirs_ok: HashSet::new(),
             dir_mtimes: Vec::new(),
+            skipped_devices: 0,
+            first_device: None,
         }
     }
 
     /// Applies directory mtimes (last, as creating entries changed them).
     pub(crate) fn finish(self) -> Result<(), ImageError> {
+        if let Some(first) = &self.first_device {
+            tracing::warn!(
+                layer = %self.digest,
+                count = self.skipped_devices,
+                first = %first,
+                "skipped device nodes"
+            );
+        }
         for (path, mtime) in self.dir_mtimes.iter().rev() {
             fsutil::set_mtime(path, *mtime).at(path)?;
         }
@@ -164,7 +177,8 @@ impl<'a> Extractor<'a> {
                 .map_err(io)?;
             }
             EntryType::Char | EntryType::Block => {
-                tracing::warn!(layer = %self.digest, entry = %name, "skipping device node");
+                self.skipped_devices += 1;
+                self.first_device.get_or_insert_with(|| name.clone());
             }
             other => {
                 tracing::debug!(layer = %self.digest, entry = %name, kind = ?other, "skipping entry");

@@ -208,7 +208,7 @@ impl ImageStore {
         let actual = layout.blobs.size(digest).ok_or_else(missing)?;
         oci::check_size(digest, size, actual)?;
         if layout.verified {
-            staged.adopt(&source, digest)?;
+            fs::rename(&source, staged.path(digest)).at(&source)?;
         } else {
             let file = fs::File::open(&source).map_err(|_| missing())?;
             let written = staged.write_verified(file, digest, Some(size), &source)?;

@@ -133,39 +133,31 @@ fn mount_overlay(layers: &[PathBuf], container_dir: &Path, rootfs: &Path) -> io:
     let work = container_dir.join("work");
     fs::create_dir(&upper)?;
     fs::create_dir(&work)?;
-    let lower: Vec<String> = layers
+    let text = |p: &Path| p.to_string_lossy().into_owned();
+    let lower: Vec<String> = layers.iter().rev().map(|p| text(p)).collect();
+    let (upper, work) = (text(&upper), text(&work));
+    let invalid = |msg| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+    if lower
         .iter()
-        .rev()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    let paths = lower
-        .iter()
-        .cloned()
-        .chain([upper, work].map(|p| p.to_string_lossy().into_owned()));
-    if paths.clone().any(|p| p.contains([',', ':', '\\'])) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "a path holds ',', ':' or '\\'",
-        ));
+        .chain([&upper, &work])
+        .any(|p| p.contains([',', ':', '\\']))
+    {
+        return invalid("a path holds ',', ':' or '\\'");
     }
     let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        container_dir.join("upper").display(),
-        container_dir.join("work").display()
+        "lowerdir={},upperdir={upper},workdir={work}",
+        lower.join(":")
     );
     if options.len() > MAX_MOUNT_OPTIONS {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "overlay options longer than a page",
-        ));
+        return invalid("overlay options longer than a page");
     }
+    let data = Some(options.as_str());
     mount::mount(
         Some("overlay"),
         rootfs,
         Some("overlay"),
         MsFlags::empty(),
-        Some(options.as_str()),
+        data,
     )
     .map_err(io::Error::from)
 }
