@@ -46,8 +46,33 @@ fn image(name: &str) -> PathBuf {
     test_images().join(name)
 }
 
-fn generate_test_store() -> (tempfile::TempDir, ImageStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A temporary directory that, when dropped, first detaches any mount left under it
+/// (a failed test may stop before `release_rootfs`).
+struct TestDir(tempfile::TempDir);
+
+impl TestDir {
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(self.0.path()))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+fn generate_test_store() -> (TestDir, ImageStore) {
+    let dir = TestDir(tempfile::tempdir().expect("tempdir"));
     let store = ImageStore::open(&dir.path().join("images")).expect("open store");
     (dir, store)
 }
