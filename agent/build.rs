@@ -16,9 +16,18 @@ fn main() {
         .ok()
         .map(|o| !o.stdout.is_empty())
         .unwrap_or(false);
-    println!("cargo:rustc-env=SKERRY_GIT_COMMIT={commit}{}", if dirty { "-dirty" } else { "" });
-    println!("cargo:rustc-env=SKERRY_TARGET={}", std::env::var("TARGET").unwrap_or_default());
-    println!("cargo:rustc-env=SKERRY_PROFILE={}", std::env::var("PROFILE").unwrap_or_default());
+    println!(
+        "cargo:rustc-env=SKERRY_GIT_COMMIT={commit}{}",
+        if dirty { "-dirty" } else { "" }
+    );
+    println!(
+        "cargo:rustc-env=SKERRY_TARGET={}",
+        std::env::var("TARGET").unwrap_or_default()
+    );
+    println!(
+        "cargo:rustc-env=SKERRY_PROFILE={}",
+        std::env::var("PROFILE").unwrap_or_default()
+    );
     println!("cargo:rerun-if-changed=../.git/HEAD");
     println!("cargo:rerun-if-changed=../.git/index");
 }
