@@ -15,23 +15,57 @@ const RUNS: usize = 40;
 
 fn main() {
     let skerry = PathBuf::from(env!("CARGO_BIN_EXE_skerry"));
-    let images = std::env::var_os("SKERRY_TEST_IMAGES").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-images"));
+    let images = std::env::var_os("SKERRY_TEST_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-images"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-images.sh");
-    must(Command::new("bash").arg(script).arg(&images).stdout(Stdio::null()).status().map(|s| s.success()), "build test images");
-    let dir = tempfile::Builder::new().prefix("skerry-bench-").tempdir().expect("tempdir");
+    must(
+        Command::new("bash")
+            .arg(script)
+            .arg(&images)
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success()),
+        "build test images",
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("skerry-bench-")
+        .tempdir()
+        .expect("tempdir");
     let config = dir.path().join("agent.toml");
-    std::fs::write(&config, format!("state_dir = \"{}\"\n", dir.path().join("state").display())).expect("config");
+    std::fs::write(
+        &config,
+        format!("state_dir = \"{}\"\n", dir.path().join("state").display()),
+    )
+    .expect("config");
     let sk = |args: &[&str]| {
         let mut c = Command::new(&skerry);
-        c.env("SKERRY_CONFIG", &config).env("SKERRY_LOG", "warn").args(args);
+        c.env("SKERRY_CONFIG", &config)
+            .env("SKERRY_LOG", "warn")
+            .args(args);
         c
     };
-    must(sk(&["image", "import", "--name", "busybox"]).arg(images.join("busybox-amd64")).stdout(Stdio::null()).status().map(|s| s.success()), "import");
+    must(
+        sk(&["image", "import", "--name", "busybox"])
+            .arg(images.join("busybox-amd64"))
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success()),
+        "import",
+    );
 
     // Prepare one bundle with skerry (rootfs stays mounted with --keep).
     let task = dir.path().join("true.json");
     std::fs::write(&task, r#"{"family": "bench", "containerDefinitions": [{"name": "main", "image": "busybox", "memory": 32, "command": ["/bin/true"]}]}"#).expect("task");
-    must(sk(&["run", "--keep", "--name", "bench"]).arg(&task).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()), "prepare bundle");
+    must(
+        sk(&["run", "--keep", "--name", "bench"])
+            .arg(&task)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success()),
+        "prepare bundle",
+    );
     let cdir = dir.path().join("state/tasks/bench/containers/main");
     let bundle = cdir.join("bundle");
 
@@ -39,8 +73,18 @@ fn main() {
         for f in ["exit.json", "monitor.json"] {
             let _ = std::fs::remove_file(cdir.join(f));
         }
-        must(Command::new(&skerry).args(["monitor", "start"]).arg(&cdir).status().map(|s| s.success()), "skerry monitor start");
-        let monitor: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cdir.join("monitor.json")).expect("monitor.json")).expect("json");
+        must(
+            Command::new(&skerry)
+                .args(["monitor", "start"])
+                .arg(&cdir)
+                .status()
+                .map(|s| s.success()),
+            "skerry monitor start",
+        );
+        let monitor: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(cdir.join("monitor.json")).expect("monitor.json"),
+        )
+        .expect("json");
         let pid = monitor["monitor_pid"].as_i64().expect("pid");
         while Path::new(&format!("/proc/{pid}/stat")).exists() && !is_zombie(pid) {
             std::thread::sleep(Duration::from_micros(100));
@@ -51,25 +95,57 @@ fn main() {
     let runc_times = have("runc").then(|| {
         measure(|i| {
             let id = format!("bench-runc-{i}");
-            must(Command::new("runc").arg("--root").arg(&root).args(["run", "-b"]).arg(&bundle).arg(&id).stdout(Stdio::null()).status().map(|s| s.success()), "runc run");
+            must(
+                Command::new("runc")
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["run", "-b"])
+                    .arg(&bundle)
+                    .arg(&id)
+                    .stdout(Stdio::null())
+                    .status()
+                    .map(|s| s.success()),
+                "runc run",
+            );
         })
     });
     let crun_times = have("crun").then(|| {
         enter_private_mount_ns_without_unified();
         measure(|i| {
             let id = format!("bench-crun-{i}");
-            must(Command::new("crun").arg("--root").arg(&root).args(["run", "-b"]).arg(&bundle).arg(&id).stdout(Stdio::null()).status().map(|s| s.success()), "crun run");
+            must(
+                Command::new("crun")
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["run", "-b"])
+                    .arg(&bundle)
+                    .arg(&id)
+                    .stdout(Stdio::null())
+                    .status()
+                    .map(|s| s.success()),
+                "crun run",
+            );
         })
     });
 
     println!("create→start→wait→delete of busybox /bin/true, {RUNS} runs, same bundle");
-    println!("{:<8} {:>9} {:>9} {:>9} {:>12}", "runtime", "min ms", "median ms", "p90 ms", "median/skerry");
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>12}",
+        "runtime", "min ms", "median ms", "p90 ms", "median/skerry"
+    );
     let base = stats(&skerry_times).1;
-    for (name, t) in [("skerry", Some(skerry_times)), ("runc", runc_times), ("crun", crun_times)] {
+    for (name, t) in [
+        ("skerry", Some(skerry_times)),
+        ("runc", runc_times),
+        ("crun", crun_times),
+    ] {
         match t {
             Some(t) => {
                 let (min, med, p90) = stats(&t);
-                println!("{name:<8} {min:>9.2} {med:>9.2} {p90:>9.2} {:>12.2}", med / base);
+                println!(
+                    "{name:<8} {min:>9.2} {med:>9.2} {p90:>9.2} {:>12.2}",
+                    med / base
+                );
             }
             None => println!("{name:<8} not installed"),
         }
@@ -78,23 +154,43 @@ fn main() {
 
     // Peak RSS of `skerry run` for the hello task: runner + monitor (VmHWM).
     let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello.json");
-    let mut run = sk(&["run", "--name", "hello"]).arg(&hello).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("skerry run hello");
-    let monitor_file = dir.path().join("state/tasks/hello/containers/hello/monitor.json");
+    let mut run = sk(&["run", "--name", "hello"])
+        .arg(&hello)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("skerry run hello");
+    let monitor_file = dir
+        .path()
+        .join("state/tasks/hello/containers/hello/monitor.json");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !monitor_file.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let monitor: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&monitor_file).unwrap_or_default()).unwrap_or_default();
+    let monitor: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&monitor_file).unwrap_or_default())
+            .unwrap_or_default();
     let runner_kib = vm_hwm_kib(run.id() as i64);
     let monitor_kib = monitor["monitor_pid"].as_i64().map(vm_hwm_kib).unwrap_or(0);
-    println!("peak RSS, skerry run hello: runner {runner_kib} KiB + monitor {monitor_kib} KiB = {} KiB", runner_kib + monitor_kib);
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    println!(
+        "peak RSS, skerry run hello: runner {runner_kib} KiB + monitor {monitor_kib} KiB = {} KiB",
+        runner_kib + monitor_kib
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let _ = run.wait();
 
-    let a64 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/aarch64-unknown-linux-musl/release/skerry");
+    let a64 = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/aarch64-unknown-linux-musl/release/skerry");
     match std::fs::metadata(&a64) {
-        Ok(m) => println!("stripped aarch64 binary: {} bytes ({:.2} MiB)", m.len(), m.len() as f64 / 1048576.0),
+        Ok(m) => println!(
+            "stripped aarch64 binary: {} bytes ({:.2} MiB)",
+            m.len(),
+            m.len() as f64 / 1048576.0
+        ),
         Err(_) => println!("stripped aarch64 binary: not built (bash cross/check-aarch64)"),
     }
 }
@@ -117,7 +213,13 @@ fn stats(t: &[f64]) -> (f64, f64, f64) {
 }
 
 fn have(cmd: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 fn must(r: std::io::Result<bool>, what: &str) {
@@ -125,13 +227,22 @@ fn must(r: std::io::Result<bool>, what: &str) {
 }
 
 fn is_zombie(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'))).unwrap_or(true)
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
 }
 
 fn vm_hwm_kib(pid: i64) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -140,6 +251,13 @@ fn vm_hwm_kib(pid: i64) -> u64 {
 fn enter_private_mount_ns_without_unified() {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare mount ns");
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).expect("make / private");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .expect("make / private");
     let _ = umount2("/sys/fs/cgroup/unified", MntFlags::MNT_DETACH);
 }

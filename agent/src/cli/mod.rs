@@ -67,8 +67,12 @@ pub struct AgentArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum MonitorCommand {
-    Start { dir: PathBuf },
-    Reap { dir: PathBuf },
+    Start {
+        dir: PathBuf,
+    },
+    Reap {
+        dir: PathBuf,
+    },
     /// Runs CMD inside the container of DIR (health checks); prints `exit N` or `timeout`.
     Exec {
         dir: PathBuf,

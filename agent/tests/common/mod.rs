@@ -154,6 +154,25 @@ impl TestEnv {
     }
 }
 
+impl Drop for TestEnv {
+    /// Stops and deletes every task the test left (kept tasks keep their rootfs
+    /// mounted), so no mount, cgroup or monitor outlives the test.
+    fn drop(&mut self) {
+        let tasks = std::fs::read_dir(self.state().join("tasks"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for task in tasks {
+            let name = task.file_name().to_string_lossy().into_owned();
+            let _ = self
+                .skerry(&["stop", &name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// stdout of a `skerry run`: the container lines without their `name | ` prefix.
 pub fn lines_of(out: &Output, container: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
@@ -183,4 +202,115 @@ pub fn sh_task(family: &str, script: &str, extra: &str) -> String {
         r#"{{"family": "{family}", "containerDefinitions": [{{"name": "main", "image": "busybox:latest", "essential": true{memory}, "command": ["sh", "-c", {script}]{extra}}}]}}"#,
         script = serde_json::to_string(script).expect("json string")
     )
+}
+
+/// A running `skerry agent` of a [`TestEnv`]; killed (SIGKILL) on drop.
+pub struct AgentProc {
+    pub child: Child,
+}
+
+impl AgentProc {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// `kill -9` the agent and reap it (its monitors and containers live on).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+impl TestEnv {
+    /// The agent's desired-state directory (the config default).
+    pub fn desired_dir(&self) -> PathBuf {
+        self.state().join("desired")
+    }
+
+    /// Writes a desired file atomically (temp + rename).
+    pub fn put_desired(&self, file: &str, json: &str) {
+        let dir = self.desired_dir();
+        std::fs::create_dir_all(&dir).expect("desired dir");
+        let tmp = dir.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, json).expect("write desired");
+        std::fs::rename(&tmp, dir.join(file)).expect("rename desired");
+    }
+
+    /// Removes a desired file.
+    pub fn remove_desired(&self, file: &str) {
+        let _ = std::fs::remove_file(self.desired_dir().join(file));
+    }
+
+    /// Starts `skerry agent` with extra environment variables.
+    pub fn agent(&self, envs: &[(&str, &str)]) -> AgentProc {
+        std::fs::create_dir_all(self.desired_dir()).expect("desired dir");
+        let mut cmd = self.skerry(&["agent"]);
+        cmd.env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        AgentProc {
+            child: cmd.spawn().expect("spawn skerry agent"),
+        }
+    }
+
+    /// The agent's `supervisor/status.json` (Null when not written yet).
+    pub fn agent_status(&self) -> serde_json::Value {
+        std::fs::read_to_string(self.state().join("supervisor/status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Polls the status until `pred` holds; panics with `what` and the last status.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let st = self.agent_status();
+            if pred(&st) {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {st:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `skerry stop` every task left in the state directory (test cleanup).
+    pub fn stop_all_tasks(&self) {
+        for e in std::fs::read_dir(self.state().join("tasks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let _ = self.skerry(&["stop", &id]).output();
+        }
+    }
+}
+
+/// Field `container` of task `task` in an agent status document.
+pub fn task_container<'a>(
+    st: &'a serde_json::Value,
+    task: &str,
+    container: &str,
+) -> &'a serde_json::Value {
+    &st["tasks"][task]["containers"][container]
 }
