@@ -94,8 +94,10 @@ impl Executor {
                         source: self.source.clone(),
                     },
                 };
+                // On this thread: containers of one task are created concurrently.
+                let saved = save_record(&rt, &record);
                 self.spawn(task.clone(), Some(container.clone()), "create", move || {
-                    let res = save_record(&rt, &record).and_then(|()| {
+                    let res = saved.and_then(|()| {
                         let c = def.container(&container).ok_or("no such container")?;
                         let shared = shared_namespaces(&rt, &task.0, &def);
                         rt.prepare(&images, &task.0, &def, c, &shared)
