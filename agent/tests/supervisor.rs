@@ -440,10 +440,12 @@ fn live_monitors(root: &std::path::Path) -> std::collections::BTreeMap<String, u
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.len() >= 4 && args[1] == "monitor" && args[2] == "start" {
-            if args[3].starts_with(&root.display().to_string()) {
-                *out.entry(args[3].clone()).or_default() += 1;
-            }
+        if args.len() >= 4
+            && args[1] == "monitor"
+            && args[2] == "start"
+            && args[3].starts_with(&root.display().to_string())
+        {
+            *out.entry(args[3].clone()).or_default() += 1;
         }
     }
     out

@@ -112,8 +112,8 @@ impl Executor {
             }
             Action::StartContainer { task, container } => {
                 self.spawn(task.clone(), Some(container.clone()), "start", move || {
-                    let obs = match rt.start(&task.0, &container) {
-                        Ok(m) => started(task, container, m.container_pid),
+                    let obs = match start_fresh(&rt, &task.0, &container) {
+                        Ok(pid) => started(task, container, pid),
                         Err(e) => failed(task, Some(container), OpKind::Start, e.to_string()),
                     };
                     (Some(obs), None)
@@ -138,11 +138,11 @@ impl Executor {
                         }
                         let shared = shared_namespaces(&rt, &task.0, &def);
                         rt.prepare(&images, &task.0, &def, c, &shared)
-                            .and_then(|()| rt.start(&task.0, &container))
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| e.to_string())?;
+                        start_fresh(&rt, &task.0, &container)
                     })();
                     let obs = match res {
-                        Ok(m) => started(task, container, m.container_pid),
+                        Ok(pid) => started(task, container, pid),
                         Err(e) => failed(task, Some(container), OpKind::Restart, e),
                     };
                     (Some(obs), None)
@@ -275,6 +275,38 @@ fn failed(task: TaskId, container: Option<String>, op: OpKind, error: String) ->
         op,
         error,
     }
+}
+
+/// Starts a prepared container. libcontainer state left by a start that an agent
+/// crash interrupted is either that start finishing (then its container is taken
+/// as started) or stale (then reaped first).
+fn start_fresh(rt: &Runtime, task: &str, name: &str) -> Result<i32, String> {
+    let state_dir = rt
+        .layout()
+        .libcontainer()
+        .join(Runtime::container_id(task, name));
+    if state_dir.exists() {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match rt.state(task, name) {
+                ContainerState::Running { pid, .. } => return Ok(pid),
+                ContainerState::Exited(_) => return Ok(0),
+                _ if std::time::Instant::now() >= deadline => break,
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        tracing::warn!(
+            task,
+            container = name,
+            "stale libcontainer state: reaping before start"
+        );
+        rt.reap(task, name).map_err(|e| e.to_string())?;
+        let exit = rt.container_dir(task, name).join(crate::runtime::EXIT_FILE);
+        let _ = std::fs::remove_file(exit);
+    }
+    rt.start(task, name)
+        .map(|m| m.container_pid)
+        .map_err(|e| e.to_string())
 }
 
 fn save_record(rt: &Runtime, record: &TaskRecord) -> Result<(), String> {

@@ -1,0 +1,194 @@
+//! Supervisor figures (prints, asserts nothing about time), real containers, as root:
+//! - agent restart → all tasks re-adopted: `kill -9` the agent with N tasks running,
+//!   start it again, time until `READY=1` on a NOTIFY_SOCKET (load + adoption +
+//!   cleanup), and check no container pid changed;
+//! - container crash → restart: SIGKILL a container with `restartPolicy`, time until
+//!   its new run's `monitor.json` appears (reconciler time runs 100x so the 60 s
+//!   `restartAttemptPeriod` passes; detection is the 250 ms exit watch).
+//!
+//! Run: `SKERRY_TEST_IMAGES=… cargo bench -p skerry --bench supervisor`.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    skerry: PathBuf,
+}
+
+impl Env {
+    fn new() -> Self {
+        let images = std::env::var_os("SKERRY_TEST_IMAGES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-images"));
+        let dir = tempfile::Builder::new()
+            .prefix("skerry-bench-sv-")
+            .tempdir()
+            .expect("tempdir");
+        let config = dir.path().join("agent.toml");
+        let state = dir.path().join("state");
+        std::fs::write(&config, format!("state_dir = \"{}\"\n", state.display())).expect("config");
+        let env = Self {
+            dir,
+            config,
+            skerry: PathBuf::from(env!("CARGO_BIN_EXE_skerry")),
+        };
+        let ok = env
+            .cmd(&["image", "import", "--name", "busybox"])
+            .arg(images.join("busybox-amd64"))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "import busybox (build images with scripts/build-test-images.sh)"
+        );
+        std::fs::create_dir_all(state.join("desired")).expect("desired");
+        env
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.skerry);
+        c.env("SKERRY_CONFIG", &self.config)
+            .env("SKERRY_LOG", "warn")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn agent(&self, envs: &[(&str, &str)]) -> Child {
+        let mut c = self.cmd(&["agent"]);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.spawn().expect("agent")
+    }
+
+    fn pid(&self, task: &str) -> Option<i64> {
+        let p = self
+            .state()
+            .join(format!("tasks/{task}/containers/main/monitor.json"));
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+        v["container_pid"].as_i64()
+    }
+
+    fn cleanup(&self) {
+        for e in std::fs::read_dir(self.state().join("tasks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = self
+                .cmd(&["stop", &e.file_name().to_string_lossy()])
+                .status();
+        }
+    }
+}
+
+fn task(policy: bool) -> String {
+    let extra = if policy {
+        r#", "restartPolicy": {"enabled": true, "restartAttemptPeriod": 60}"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"family": "b", "containerDefinitions": [{{"name": "main", "image": "busybox", "memory": 32, "stopTimeout": 1, "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]{extra}}}]}}"#
+    )
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < end, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn readopt(n: usize) {
+    let env = Env::new();
+    for i in 0..n {
+        std::fs::write(
+            env.state().join(format!("desired/bsv{n}x{i}.json")),
+            task(false),
+        )
+        .expect("task");
+    }
+    let mut agent = env.agent(&[]);
+    wait_for("all running", 120, || {
+        (0..n).all(|i| env.pid(&format!("bsv{n}x{i}")).is_some())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let before: Vec<_> = (0..n).map(|i| env.pid(&format!("bsv{n}x{i}"))).collect();
+    let sock_path = env.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let _ = agent.kill();
+        let _ = agent.wait();
+        let t = Instant::now();
+        agent = env.agent(&[("NOTIFY_SOCKET", sock_path.to_str().unwrap_or_default())]);
+        let mut buf = [0u8; 1024];
+        loop {
+            let k = sock.recv(&mut buf).expect("notify");
+            if buf[..k].starts_with(b"READY=1") {
+                break;
+            }
+        }
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let after: Vec<_> = (0..n).map(|i| env.pid(&format!("bsv{n}x{i}"))).collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "agent restart -> {n} tasks re-adopted (READY=1): median {:.1} ms, max {:.1} ms over 5 kill -9s; pids unchanged: {}",
+        times[times.len() / 2],
+        times[times.len() - 1],
+        before == after
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    env.cleanup();
+}
+
+fn crash_restart() {
+    let env = Env::new();
+    std::fs::write(env.state().join("desired/bsvcrash.json"), task(true)).expect("task");
+    let mut agent = env.agent(&[("SKERRY_TEST_TIME_SCALE", "100")]);
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        wait_for("running", 60, || env.pid("bsvcrash").is_some());
+        let pid = env.pid("bsvcrash").unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(800)); // > restartAttemptPeriod at 100x
+        let t = Instant::now();
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        wait_for("restarted", 60, || {
+            env.pid("bsvcrash").is_some_and(|p| p != pid)
+        });
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "container crash -> restarted in place: median {:.0} ms, min {:.0} ms, max {:.0} ms over 10 crashes (exit watch period 250 ms)",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    env.cleanup();
+}
+
+fn main() {
+    for n in [1, 10, 30] {
+        readopt(n);
+    }
+    crash_restart();
+}
