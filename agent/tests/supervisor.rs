@@ -452,7 +452,7 @@ fn live_monitors(root: &std::path::Path) -> std::collections::BTreeMap<String, u
 }
 
 /// Checks the crash-only invariants against the converged status; returns violations.
-fn violations(env: &TestEnv, st: &Value) -> Vec<String> {
+fn violations(env: &TestEnv, st: &Value, prefix: &str) -> Vec<String> {
     let mut v = Vec::new();
     let tasks = st["tasks"].as_object().cloned().unwrap_or_default();
     let running = |t: &str, c: &str| {
@@ -488,7 +488,7 @@ fn violations(env: &TestEnv, st: &Value) -> Vec<String> {
         .flatten()
     {
         let id = e.file_name().to_string_lossy().into_owned();
-        let (t, c) = id.split_once('.').unwrap_or((&id, ""));
+        let (t, c) = id.rsplit_once('.').unwrap_or((&id, ""));
         if !running(t, c) {
             v.push(format!("stale libcontainer state {id}"));
         }
@@ -514,7 +514,7 @@ fn violations(env: &TestEnv, st: &Value) -> Vec<String> {
             .flatten()
         {
             let id = e.file_name().to_string_lossy().into_owned();
-            if id.starts_with("svt") && !active(&id) {
+            if id.starts_with(prefix) && !active(&id) {
                 v.push(format!("orphaned cgroup {}", e.path().display()));
             }
         }
@@ -526,6 +526,7 @@ fn converged(
     st: &Value,
     want_tasks: &std::collections::BTreeMap<String, u32>,
     svc: (u32, u32),
+    owner: &str,
 ) -> bool {
     let Some(tasks) = st["tasks"].as_object() else {
         return false;
@@ -547,7 +548,7 @@ fn converged(
     let mut svc_running = 0;
     for (id, t) in tasks {
         let ours = want_tasks.contains_key(id);
-        let service = t["owner"] == "service:svts";
+        let service = t["owner"] == owner;
         if service && t["revision"] == svc.0 && all_running(t) {
             svc_running += 1;
         } else if !ours && t["phase"] != "Deleted" {
@@ -576,6 +577,10 @@ fn supervisor_torture_kill9_during_deploy_update_stop_cycles() {
         seed % n
     };
     let mut h = Harness::new(&[("SKERRY_TEST_TIME_SCALE", "10")]);
+    // Unique per run: cgroup names are host-global.
+    let prefix = format!("svt{}", std::process::id());
+    let svc_name = format!("{prefix}s.service.json");
+    let owner = format!("service:{prefix}s");
     let mut want = std::collections::BTreeMap::new();
     let mut svc = (1u32, 1u32);
     let started = Instant::now();
@@ -588,12 +593,11 @@ fn supervisor_torture_kill9_during_deploy_update_stop_cycles() {
             r#"{{"taskDefinition": {def}, "desiredCount": {count}, "deploymentConfiguration": {{"minimumHealthyPercent": 0, "maximumPercent": 200}}}}"#
         )
     };
-    h.env
-        .put_desired("svts.service.json", &svc_file(svc.0, svc.1));
+    h.env.put_desired(&svc_name, &svc_file(svc.0, svc.1));
     h.start();
     for _ in 0..cycles {
         let k = rnd(3);
-        let id = format!("svtt{k}");
+        let id = format!("{prefix}t{k}");
         match rnd(4) {
             0 | 1 => {
                 let rev = want.get(&id).map_or(1, |r| r + rnd(2) as u32);
@@ -610,8 +614,7 @@ fn supervisor_torture_kill9_during_deploy_update_stop_cycles() {
             }
             _ => {
                 svc = (svc.0 + rnd(2) as u32, 1 + rnd(2) as u32);
-                h.env
-                    .put_desired("svts.service.json", &svc_file(svc.0, svc.1));
+                h.env.put_desired(&svc_name, &svc_file(svc.0, svc.1));
             }
         }
         std::thread::sleep(Duration::from_millis(50 + rnd(400)));
@@ -621,14 +624,14 @@ fn supervisor_torture_kill9_during_deploy_update_stop_cycles() {
     let churn = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut st = h.env.agent_status();
-    while !converged(&st, &want, svc) && Instant::now() < deadline {
+    while !converged(&st, &want, svc, &owner) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
         st = h.env.agent_status();
     }
-    let ok = converged(&st, &want, svc);
+    let ok = converged(&st, &want, svc, &owner);
     std::thread::sleep(Duration::from_millis(1500));
     let st = h.env.agent_status();
-    let mut v = violations(&h.env, &st);
+    let mut v = violations(&h.env, &st, &prefix);
     if !ok {
         v.push(format!("did not converge to {want:?} service {svc:?}"));
     }
@@ -640,6 +643,15 @@ fn supervisor_torture_kill9_during_deploy_update_stop_cycles() {
     );
     for x in &v {
         println!("violation: {x}");
+    }
+    if !v.is_empty() {
+        let log = std::fs::read_to_string(h.env.dir.path().join("agent.log")).unwrap_or_default();
+        for l in log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
+            println!("agent: {l}");
+        }
     }
     assert!(v.is_empty(), "{v:#?}\n{st:#}");
 }

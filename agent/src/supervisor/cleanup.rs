@@ -79,7 +79,7 @@ fn stale_libcontainer_dirs(rt: &Runtime) -> usize {
         .flatten()
     {
         let id = e.file_name().to_string_lossy().into_owned();
-        let Some((task, name)) = id.split_once('.') else {
+        let Some((task, name)) = id.rsplit_once('.') else {
             continue;
         };
         let gone = !layout.task(task).exists();
@@ -107,6 +107,9 @@ fn orphan_cgroups(rt: &Runtime) -> usize {
     {
         let base = root.path().join("skerry");
         for e in fs::read_dir(&base).into_iter().flatten().flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             tasks.insert(e.file_name().to_string_lossy().into_owned());
         }
     }

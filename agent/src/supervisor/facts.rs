@@ -113,6 +113,64 @@ pub fn adopt_all(
     (out, running)
 }
 
+/// Waits (up to `limit`) until no `skerry monitor start` under `tasks_dir` is still
+/// starting: a start the previous agent launched goes on after that agent died, and
+/// adopting before it wrote `monitor.json` would take its container for not started.
+/// Returns how many were awaited.
+pub fn settle_starts(tasks_dir: &std::path::Path, limit: std::time::Duration) -> usize {
+    let deadline = std::time::Instant::now() + limit;
+    let mut awaited = 0;
+    loop {
+        let starting = starting_monitors(tasks_dir);
+        if starting == 0 || std::time::Instant::now() >= deadline {
+            if starting > 0 {
+                tracing::warn!(
+                    starting,
+                    "container starts still under way; adopting anyway"
+                );
+            }
+            return awaited.max(starting);
+        }
+        awaited = awaited.max(starting);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `monitor start DIR` processes whose DIR's `monitor.json` does not name them.
+fn starting_monitors(tasks_dir: &std::path::Path) -> usize {
+    let root = tasks_dir.display().to_string();
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.len() < 4 || args[1] != b"monitor" || args[2] != b"start" {
+            continue;
+        }
+        let dir = String::from_utf8_lossy(args[3]).into_owned();
+        if !dir.starts_with(&root) {
+            continue;
+        }
+        let path = std::path::Path::new(&dir).join(crate::runtime::MONITOR_FILE);
+        let rec = crate::runtime::record::load::<crate::runtime::MonitorRecord>(&path);
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false);
+        if !zombie && !matches!(rec, Ok(Some(m)) if m.monitor_pid == pid) {
+            n += 1;
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,6 +145,7 @@ impl Supervisor {
         let clock = Clock::resume(had_state.then_some(&persisted.clock));
         let config = reconciler_config(ctx.config.restart_backoff_secs, clock.scale());
         let mut rec = Reconciler::restore(config, persisted.snapshot);
+        let settled = facts::settle_starts(&ctx.layout.tasks(), Duration::from_secs(15));
         let mut exits_seen = persisted.exits_seen;
         let (obs, adopted) = facts::adopt_all(&runtime, rec.observed(), &mut exits_seen);
         let now = clock.now();
@@ -155,6 +156,7 @@ impl Supervisor {
         tracing::info!(
             adopted,
             removed,
+            settled,
             tasks = rec.observed().tasks.len(),
             "re-adoption done"
         );
