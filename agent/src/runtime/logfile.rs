@@ -186,7 +186,10 @@ mod tests {
     #[test]
     fn log_time_format() {
         assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339_ms(1_709_208_000_000), "2024-02-29T12:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_ms(1_709_208_000_000),
+            "2024-02-29T12:00:00.000Z"
+        );
         assert_eq!(
             format_rfc3339_ms(1_795_999_999_123),
             "2026-11-30T00:53:19.123Z"
