@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use skerry_core::reconcile::{ContainerState as Rec, Observed, TaskId};
 
-use super::executor::delete_task;
+use super::ops::delete_task;
 use crate::images::ImageStore;
 use crate::runtime::cgroup::{remove_task_cgroups, task_cgroup_dirs};
 use crate::runtime::{ContainerState, Runtime};

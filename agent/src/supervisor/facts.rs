@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use skerry_core::reconcile::{ContainerState as Rec, ExitReason as CoreExit, Observation, TaskId};
 
-use super::executor::exited;
+use super::ops::exited;
 use crate::runtime::{ContainerState, Runtime};
 
 /// `exits_seen` key of a container.

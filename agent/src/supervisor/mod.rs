@@ -23,6 +23,7 @@ mod clock;
 mod desired;
 mod executor;
 mod facts;
+mod ops;
 mod state;
 mod status;
 
