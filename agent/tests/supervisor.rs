@@ -100,11 +100,29 @@ fn supervisor_health_check_passing_and_failing() {
         "svhcbad.json",
         &task("hc", &[ctr("main", FOREVER, &hc("echo nope; exit 3"))]),
     );
+    // A check that outlives its timeout is killed and counts as a failure.
+    h.env.put_desired(
+        "svhcto.json",
+        &task("hc", &[ctr("main", FOREVER, &hc("sleep 30"))]),
+    );
     h.start();
     let st = h.env.wait_status("health results", 60, |st| {
         health_of(st, "svhcok", "main") == "HEALTHY"
             && health_of(st, "svhcbad", "main") == "UNHEALTHY"
+            && health_of(st, "svhcto", "main") == "UNHEALTHY"
     });
+    let stray = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.starts_with(b"sleep\x0030"))
+        })
+        .count();
+    assert!(
+        stray <= 1,
+        "{stray} timed-out health commands still running"
+    );
     assert_eq!(state_of(&st, "svhcok", "main"), "RUNNING");
     // The check's output went to the health log, not the container log.
     let log = h.env.log("svhcbad", "main");
