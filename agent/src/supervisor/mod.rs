@@ -257,6 +257,11 @@ impl Supervisor {
     }
 
     fn persist(&mut self) {
+        let tasks = &self.rec.observed().tasks;
+        self.exits_seen.retain(|k, _| {
+            k.split_once('/')
+                .is_some_and(|(t, _)| tasks.contains_key(&skerry_core::reconcile::TaskId::from(t)))
+        });
         let body = serde_json::to_vec(&(self.rec.snapshot(), &self.desired, &self.exits_seen))
             .unwrap_or_default();
         let digest = Sha256::digest(&body).to_vec();
