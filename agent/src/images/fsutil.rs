@@ -98,7 +98,9 @@ pub(crate) fn set_meta(
 
 /// Sets atime and mtime to `secs`, not following symlinks.
 pub(crate) fn set_mtime(path: &Path, secs: i64) -> io::Result<()> {
-    let t = TimeSpec::new(secs, 0);
+    // time_t is 32 bits on armv7.
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+    let t = TimeSpec::new(secs as _, 0);
     stat::utimensat(None, path, &t, &t, UtimensatFlags::NoFollowSymlink).map_err(io::Error::from)
 }
 

@@ -155,6 +155,9 @@ pub fn build_spec(inp: &BundleInputs<'_>) -> Result<oci_spec::runtime::Spec, Run
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": rlimits,
         "noNewPrivileges": !c.privileged,
+        // The agent's unit protects the agent from the OOM killer (OOMScoreAdjust);
+        // containers must not inherit that: they are what the killer should pick.
+        "oomScoreAdj": 0,
     });
     if inp.user.uid != 0 {
         // Like Docker: a non-root user keeps bounding/permitted caps but none effective.
