@@ -14,6 +14,13 @@ use std::time::{Duration, Instant};
 const RUNS: usize = 40;
 
 fn main() {
+    if let (Some(bundle), Some(root)) = (
+        std::env::var_os("SKERRY_BENCH_CRUN_BUNDLE"),
+        std::env::var_os("SKERRY_BENCH_CRUN_ROOT"),
+    ) {
+        crun_child(Path::new(&bundle), Path::new(&root));
+        return;
+    }
     let skerry = PathBuf::from(env!("CARGO_BIN_EXE_skerry"));
     let images = std::env::var_os("SKERRY_TEST_IMAGES")
         .map(PathBuf::from)
@@ -91,6 +98,17 @@ fn main() {
         }
         assert!(cdir.join("exit.json").exists(), "no exit record");
     });
+    // runc and crun get the same bundle with their own cgroup path, so they never
+    // share (or leave things in) skerry's cgroups.
+    let oci_bundle = dir.path().join("oci-bundle");
+    std::fs::create_dir_all(&oci_bundle).expect("oci bundle dir");
+    let mut config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(bundle.join("config.json")).expect("config.json"),
+    )
+    .expect("config json");
+    config["linux"]["cgroupsPath"] = serde_json::json!("/skerry-bench-oci/true");
+    std::fs::write(oci_bundle.join("config.json"), config.to_string()).expect("write oci config");
+    let bundle = oci_bundle;
     let root = dir.path().join("oci-root");
     let runc_times = have("runc").then(|| {
         measure(|i| {
@@ -109,23 +127,21 @@ fn main() {
             );
         })
     });
+    // crun runs in a child copy of this bench inside a private mount namespace, so
+    // that namespace never leaks into skerry's own cleanup below.
     let crun_times = have("crun").then(|| {
-        enter_private_mount_ns_without_unified();
-        measure(|i| {
-            let id = format!("bench-crun-{i}");
-            must(
-                Command::new("crun")
-                    .arg("--root")
-                    .arg(&root)
-                    .args(["run", "-b"])
-                    .arg(&bundle)
-                    .arg(&id)
-                    .stdout(Stdio::null())
-                    .status()
-                    .map(|s| s.success()),
-                "crun run",
-            );
-        })
+        let out = Command::new(std::env::current_exe().expect("bench exe"))
+            .env("SKERRY_BENCH_CRUN_BUNDLE", &bundle)
+            .env("SKERRY_BENCH_CRUN_ROOT", &root)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("crun child");
+        assert!(out.status.success(), "crun child failed");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(',')
+            .map(|t| t.parse::<f64>().expect("crun time"))
+            .collect::<Vec<f64>>()
     });
 
     println!("create→start→wait→delete of busybox /bin/true, {RUNS} runs, same bundle");
@@ -183,8 +199,10 @@ fn main() {
     );
     let _ = run.wait();
 
-    let a64 = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/aarch64-unknown-linux-musl/release/skerry");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let a64 = target_dir.join("aarch64-unknown-linux-musl/release/skerry");
     match std::fs::metadata(&a64) {
         Ok(m) => println!(
             "stripped aarch64 binary: {} bytes ({:.2} MiB)",
@@ -260,4 +278,26 @@ fn enter_private_mount_ns_without_unified() {
     )
     .expect("make / private");
     let _ = umount2("/sys/fs/cgroup/unified", MntFlags::MNT_DETACH);
+}
+
+/// The crun measurement, in its own process and mount namespace; prints the times.
+fn crun_child(bundle: &Path, root: &Path) {
+    enter_private_mount_ns_without_unified();
+    let times = measure(|i| {
+        let id = format!("bench-crun-{i}");
+        must(
+            Command::new("crun")
+                .arg("--root")
+                .arg(root)
+                .args(["run", "-b"])
+                .arg(bundle)
+                .arg(&id)
+                .stdout(Stdio::null())
+                .status()
+                .map(|s| s.success()),
+            "crun run",
+        );
+    });
+    let text: Vec<String> = times.iter().map(|t| format!("{t:.4}")).collect();
+    println!("{}", text.join(","));
 }
