@@ -146,6 +146,30 @@ fn container_memory_limit_in_cgroup_and_oom_reported() {
 }
 
 #[test]
+fn container_task_level_memory_caps_the_whole_task() {
+    let env = TestEnv::new();
+    // No container limit: only the task's 24 MiB holds the allocation.
+    let json = r#"{"family": "taskmem", "memory": "24", "containerDefinitions": [{"name": "main", "image": "busybox",
+        "memoryReservation": 8, "command": ["sh", "-c", "sleep 1; tail /dev/zero"]}]}"#;
+    let mut child = env.spawn("taskmem", json, true);
+    env.wait_running("taskmem", "main");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/skerry/taskmem/memory.limit_in_bytes");
+    let file = if v1.exists() {
+        v1.to_path_buf()
+    } else {
+        std::path::PathBuf::from("/sys/fs/cgroup/skerry/taskmem/memory.max")
+    };
+    assert_eq!(
+        std::fs::read_to_string(file)
+            .expect("task memory limit")
+            .trim(),
+        (24u64 << 20).to_string()
+    );
+    assert_eq!(child.wait().expect("wait").code(), Some(137));
+    assert_eq!(env.exit_record("taskmem", "main")["reason"], "OutOfMemory");
+}
+
+#[test]
 fn container_pids_limit_enforced() {
     let env = TestEnv::with_config("default_pids_limit = 32");
     let out = env.run("pids", &sh_task("pids", "i=0; while [ $i -lt 64 ]; do sleep 5 & i=$((i+1)); done; echo spawned; kill $(jobs -p) 2>/dev/null; exit 0", ""));

@@ -81,3 +81,87 @@ fn remove_tree(dir: &Path, failures: &mut Vec<String>) {
         }
     }
 }
+
+/// Applies the task-level `memory` (hard MiB) and `cpu` (units) of a task definition to
+/// the task's parent cgroup `/skerry/<task_id>`, which holds every container's cgroup:
+/// the kernel then caps the task as a whole, as ECS does. Idempotent.
+pub fn apply_task_limits(
+    task_id: &str,
+    memory_mib: Option<u64>,
+    cpu_units: Option<u32>,
+) -> Result<(), String> {
+    if memory_mib.is_none() && cpu_units.is_none() {
+        return Ok(());
+    }
+    let write = |path: PathBuf, value: String| -> Result<(), String> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        fs::write(&path, &value).map_err(|e| format!("{}: writing {value}: {e}", path.display()))
+    };
+    let root = Path::new(CGROUP_ROOT);
+    match get_cgroup_setup() {
+        Ok(CgroupSetup::Unified) => {
+            let mut controllers = Vec::new();
+            if memory_mib.is_some() {
+                controllers.push("+memory");
+            }
+            if cpu_units.is_some() {
+                controllers.push("+cpu");
+            }
+            for c in &controllers {
+                // Enable the controllers down to the task's cgroup (root → skerry → task).
+                for dir in [root.to_path_buf(), root.join("skerry")] {
+                    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    write(dir.join("cgroup.subtree_control"), (*c).to_string())?;
+                }
+            }
+            let task = root.join("skerry").join(task_id);
+            fs::create_dir_all(&task).map_err(|e| format!("{}: {e}", task.display()))?;
+            for c in &controllers {
+                write(task.join("cgroup.subtree_control"), (*c).to_string())?;
+            }
+            if let Some(m) = memory_mib {
+                write(task.join("memory.max"), (m << 20).to_string())?;
+            }
+            if let Some(cpu) = cpu_units {
+                write(task.join("cpu.weight"), shares_to_weight(cpu).to_string())?;
+            }
+        }
+        _ => {
+            if let Some(m) = memory_mib {
+                write(
+                    root.join("memory/skerry")
+                        .join(task_id)
+                        .join("memory.limit_in_bytes"),
+                    (m << 20).to_string(),
+                )?;
+            }
+            if let Some(cpu) = cpu_units {
+                write(
+                    root.join("cpu/skerry").join(task_id).join("cpu.shares"),
+                    cpu.max(2).to_string(),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// cgroup v1 cpu.shares (2..=262144) to v2 cpu.weight (1..=10000), as runc converts.
+fn shares_to_weight(shares: u32) -> u64 {
+    let shares = u64::from(shares.clamp(2, 262_144));
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_shares_to_weight_matches_runc() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+}

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use skerry_core::spec::{ContainerDefinition, NetworkMode, TaskDefinition, VolumeSource};
 
 use super::bundle::{build_spec, cgroup_path, BundleInputs};
-use super::cgroup::remove_task_cgroups;
+use super::cgroup::{apply_task_limits, remove_task_cgroups};
 use super::etcfiles::write_etc_files;
 use super::init::is_static_elf;
 use super::record::{self, ExitRecord, LaunchPlan, MonitorRecord};
@@ -95,6 +95,9 @@ impl Runtime {
             remove_if_exists(&dir.join(f))?;
         }
         fs::create_dir_all(dir.join("bundle")).map_err(|e| RuntimeError::io(&dir, e))?;
+        apply_task_limits(task_id, task.memory_mib, task.cpu_units).map_err(|e| {
+            RuntimeError::State(task_id.to_string(), format!("task-level cpu/memory: {e}"))
+        })?;
         let image = images.resolve(&c.image)?;
         let rootfs = images.prepare_rootfs(&image, &id, &dir)?;
         let user = resolve_user(&rootfs, c.user.as_ref(), image.defaults.user.as_deref())?;
