@@ -25,6 +25,7 @@ mod actions;
 mod backoff;
 mod container;
 mod deps;
+mod event_text;
 pub mod health;
 mod model;
 mod observe;
