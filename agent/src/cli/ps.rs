@@ -1,4 +1,5 @@
-//! `skerry ps`: tasks and their containers, from the state directory.
+//! `skerry ps`: tasks and their containers, from the state directory, with the ECS
+//! health status the agent's supervisor last recorded (`supervisor/status.json`).
 
 use super::Context;
 use crate::runtime::ContainerState;
@@ -13,10 +14,11 @@ pub struct PsArgs {
 
 pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
     let runtime = ctx.runtime()?;
+    let status = supervisor_status(ctx);
     if !args.json {
         println!(
-            "{:<28} {:<16} {:<10} {:>8} {:>5}  IMAGE",
-            "TASK", "CONTAINER", "STATE", "PID", "EXIT"
+            "{:<28} {:<16} {:<10} {:>8} {:>5}  {:<9}  IMAGE",
+            "TASK", "CONTAINER", "STATE", "PID", "EXIT", "HEALTH"
         );
     }
     for id in list_tasks(&ctx.layout) {
@@ -46,15 +48,35 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
                 ),
                 ContainerState::Lost => ("lost".to_string(), String::new(), String::new()),
             };
+            let health = status["tasks"][&id]["containers"][&name]["health"]
+                .as_str()
+                .unwrap_or("-")
+                .to_string();
             if args.json {
                 println!(
                     "{}",
-                    serde_json::json!({"task": id, "container": name, "state": state, "pid": pid, "exit_code": exit, "image": image})
+                    serde_json::json!({"task": id, "container": name, "state": state, "pid": pid,
+                                       "exit_code": exit, "health": health, "image": image})
                 );
             } else {
-                println!("{id:<28} {name:<16} {state:<10} {pid:>8} {exit:>5}  {image}");
+                println!(
+                    "{id:<28} {name:<16} {state:<10} {pid:>8} {exit:>5}  {health:<9}  {image}"
+                );
             }
         }
     }
     Ok(0)
+}
+
+/// The supervisor's status document, or `null` when there is none (no agent yet).
+fn supervisor_status(ctx: &Context) -> serde_json::Value {
+    const MAX_STATUS_BYTES: u64 = 16 << 20;
+    let path = ctx.layout.root().join("supervisor/status.json");
+    match std::fs::metadata(&path) {
+        Ok(m) if m.len() <= MAX_STATUS_BYTES => std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    }
 }
