@@ -39,15 +39,7 @@ pub fn load_task_definition(
     ctx: &Context,
     path: &std::path::Path,
 ) -> Result<(TaskDefinition, String), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > MAX_TASK_DEFINITION_BYTES {
-        return Err(format!(
-            "{}: larger than {} bytes",
-            path.display(),
-            MAX_TASK_DEFINITION_BYTES
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read_task_definition_text(path)?;
     let def = parse_task_definition(&text, &ctx.parse_options())
         .map_err(|e| format!("{}: invalid task definition:\n{e}", path.display()))?;
     check_supported(&def).map_err(|p| {
@@ -59,6 +51,19 @@ pub fn load_task_definition(
     })?;
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
     Ok((def, digest))
+}
+
+/// Reads a task-definition (or service) file, refusing one over
+/// [`MAX_TASK_DEFINITION_BYTES`]; errors name the file.
+pub fn read_task_definition_text(path: &std::path::Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > MAX_TASK_DEFINITION_BYTES {
+        return Err(format!(
+            "{}: larger than {MAX_TASK_DEFINITION_BYTES} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {

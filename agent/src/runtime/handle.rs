@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use skerry_core::spec::{ContainerDefinition, NetworkMode, TaskDefinition, VolumeSource};
+use skerry_core::spec::{
+    ContainerDefinition, NamespaceMode, NetworkMode, TaskDefinition, VolumeSource,
+};
 
 use super::bundle::{build_spec, cgroup_path, BundleInputs};
 use super::cgroup::{apply_task_limits, remove_task_cgroups};
@@ -58,6 +60,20 @@ pub struct Runtime {
 pub struct TaskNamespaces {
     pub pid: Option<PathBuf>,
     pub ipc: Option<PathBuf>,
+}
+
+impl TaskNamespaces {
+    /// The namespaces of the container whose init is `pid` that the task's
+    /// `pidMode`/`ipcMode` `task` asks its other containers to join.
+    pub fn of_container(def: &TaskDefinition, pid: i32) -> Self {
+        let ns = |mode: NamespaceMode, kind: &str| {
+            (mode == NamespaceMode::Task).then(|| PathBuf::from(format!("/proc/{pid}/ns/{kind}")))
+        };
+        Self {
+            pid: ns(def.pid_mode, "pid"),
+            ipc: ns(def.ipc_mode, "ipc"),
+        }
+    }
 }
 
 impl Runtime {

@@ -27,7 +27,7 @@ use skerry_core::reconcile::{
 };
 use skerry_core::spec::{parse_task_definition, validate_name, ParseOptions, TaskDefinition};
 
-use crate::cli::run::MAX_TASK_DEFINITION_BYTES;
+use crate::cli::run::read_task_definition_text;
 
 const SERVICE_SUFFIX: &str = ".service.json";
 /// Largest `desiredCount` accepted on one device.
@@ -144,7 +144,7 @@ impl DesiredDir {
     }
 
     fn parse(&self, path: &Path, name: &str) -> Result<Item, String> {
-        let text = read_limited(path)?;
+        let text = read_task_definition_text(path)?;
         if let Some(svc) = name.strip_suffix(SERVICE_SUFFIX) {
             validate_name("service name (file name)", svc)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -167,7 +167,7 @@ impl DesiredDir {
             format!("invalid service: at {at}: {}", e.inner())
         })?;
         let def_text = match &raw.task_definition {
-            serde_json::Value::String(p) => read_limited(&self.dir.join(p))?,
+            serde_json::Value::String(p) => read_task_definition_text(&self.dir.join(p))?,
             v @ serde_json::Value::Object(_) => v.to_string(),
             _ => return Err("taskDefinition: must be an object or a file path".into()),
         };
@@ -229,17 +229,6 @@ fn check_range(at: &str, v: u32, min: u32, max: u32) -> Result<(), String> {
     } else {
         Err(format!("{at}: must be between {min} and {max}, got {v}"))
     }
-}
-
-fn read_limited(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > MAX_TASK_DEFINITION_BYTES {
-        return Err(format!(
-            "{}: larger than {MAX_TASK_DEFINITION_BYTES} bytes",
-            path.display()
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

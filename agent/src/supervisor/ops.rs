@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use skerry_core::reconcile::{ExitReason as CoreExit, Observation, OpKind, TaskId};
-use skerry_core::spec::NamespaceMode;
 
 use crate::images::ImageStore;
 use crate::runtime::{ContainerState, ExitReason, ExitRecord, Runtime, TaskNamespaces};
@@ -99,7 +98,6 @@ pub(super) fn shared_namespaces(
     task: &str,
     def: &skerry_core::spec::TaskDefinition,
 ) -> TaskNamespaces {
-    let mut shared = TaskNamespaces::default();
     let pid = def
         .containers
         .iter()
@@ -107,15 +105,8 @@ pub(super) fn shared_namespaces(
             ContainerState::Running { pid, .. } => Some(pid),
             _ => None,
         });
-    if let Some(pid) = pid {
-        if def.pid_mode == NamespaceMode::Task {
-            shared.pid = Some(format!("/proc/{pid}/ns/pid").into());
-        }
-        if def.ipc_mode == NamespaceMode::Task {
-            shared.ipc = Some(format!("/proc/{pid}/ns/ipc").into());
-        }
-    }
-    shared
+    pid.map(|pid| TaskNamespaces::of_container(def, pid))
+        .unwrap_or_default()
 }
 
 /// Deletes a task: anything still running or lost is stopped or reaped first.

@@ -10,7 +10,6 @@ use super::order::start_order;
 use super::record::TaskRecord;
 use crate::images::ImageStore;
 use crate::runtime::{ContainerState, ExitRecord, Runtime, RuntimeError, TaskNamespaces};
-use skerry_core::spec::NamespaceMode;
 
 /// How long a dependent waits for a dependency's condition when the dependency sets no
 /// `startTimeout` (the ECS agent's default).
@@ -111,11 +110,9 @@ pub fn start_task(
         match result {
             Ok(m) => {
                 tracing::info!(task = %rec.task_id, container = %name, pid = m.container_pid, "container started");
-                if shared.pid.is_none() && def.pid_mode == NamespaceMode::Task {
-                    shared.pid = Some(format!("/proc/{}/ns/pid", m.container_pid).into());
-                }
-                if shared.ipc.is_none() && def.ipc_mode == NamespaceMode::Task {
-                    shared.ipc = Some(format!("/proc/{}/ns/ipc", m.container_pid).into());
+                if shared.pid.is_none() && shared.ipc.is_none() {
+                    // The first container started holds the task's shared namespaces.
+                    shared = TaskNamespaces::of_container(def, m.container_pid);
                 }
             }
             Err(e) => {
