@@ -353,6 +353,20 @@ fn container_depends_on_success_orders_start() {
     assert_eq!(lines_of(&out, "main"), vec!["prepared"]);
 }
 
+#[test]
+fn container_pid_mode_task_shares_one_pid_namespace() {
+    let env = TestEnv::new();
+    let json = r#"{"family": "pidns", "pidMode": "task", "containerDefinitions": [
+        {"name": "main", "image": "busybox", "memory": 32, "essential": true,
+         "dependsOn": [{"containerName": "holder", "condition": "START"}],
+         "command": ["sh", "-c", "ps -o comm | grep -c '^sleep$'"]},
+        {"name": "holder", "image": "busybox", "memory": 32, "essential": false, "stopTimeout": 1,
+         "command": ["sleep", "30"]}]}"#;
+    let out = env.run("pidns", json);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(lines_of(&out, "main"), vec!["1"]);
+}
+
 fn leftovers(env: &TestEnv, task: &str) -> Vec<String> {
     let mut found = Vec::new();
     if env.state().join("tasks").join(task).exists() {
