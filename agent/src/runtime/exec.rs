@@ -8,8 +8,10 @@
 //! - joining the container with libcontainer's tenant builder (its namespaces, cgroup
 //!   and process settings from the container's spec);
 //! - the timeout: after `--timeout` ms the exec'd process is killed with SIGKILL;
-//! - the command's output: to `logs/health.log` (truncated per run), never to the
-//!   container log;
+//! - the command's output: written to `logs/health.log.running` while the check runs,
+//!   then renamed over `logs/health.log`, so `health.log` always holds the whole output
+//!   of the last finished check (a reader never sees a half-written or freshly
+//!   truncated file); never to the container log;
 //! - removing the `tenant-notify-*.sock` each exec leaves in libcontainer's state dir.
 //!
 //! Answer on stdout, one line: `exit <code>` (128 + signal for a signal death) or
@@ -34,6 +36,8 @@ use super::LAUNCH_FILE;
 
 /// The health command's output file inside the container's `logs/`.
 pub const HEALTH_LOG: &str = "health.log";
+/// Where a running check writes before its output replaces [`HEALTH_LOG`].
+const HEALTH_LOG_RUNNING: &str = "health.log.running";
 
 /// How an exec ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +105,7 @@ fn spawn_and_wait(
     timeout: Duration,
     args: &[String],
 ) -> Result<ExecOutcome, String> {
-    let log_path = dir.join("logs").join(HEALTH_LOG);
+    let log_path = dir.join("logs").join(HEALTH_LOG_RUNNING);
     let out = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let err = out
         .try_clone()
@@ -118,7 +122,13 @@ fn spawn_and_wait(
         .with_detach(false)
         .build()
         .map_err(|e| format!("container {}: exec {:?}: {e}", plan.container_id, args[0]))?;
-    Ok(wait_with_timeout(pid, timeout))
+    let outcome = wait_with_timeout(pid, timeout);
+    let last = dir.join("logs").join(HEALTH_LOG);
+    if let Err(e) = fs::rename(&log_path, &last) {
+        // The check's result stands; only its output is not where a reader looks.
+        eprintln!("exec: keeping {}: {e}", last.display());
+    }
+    Ok(outcome)
 }
 
 /// Waits for `pid`, killing it once `timeout` has passed.
