@@ -1,6 +1,6 @@
 //! `skerry agent` with real containers: health checks, dependsOn, restart policy,
 //! essential exits, services (rolling update, rollback), crash-only restarts
-//! (`kill -9`), torn state, bad desired files, systemd notifications, and a torture
+//! (`kill -9`), an offline reboot (power loss), torn state, bad desired files, systemd notifications, and a torture
 //! run. Task ids start with `sv` plus a per-test word: cgroup names are host-global
 //! and other tests run in parallel.
 
@@ -358,6 +358,132 @@ fn supervisor_kill9_readopts_same_pids_and_sees_exits_while_dead() {
     assert_eq!(h.env.wait_running("svkeep", "main"), keep_pid);
     assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(keep_pid), None).is_ok());
     assert_eq!(task_container(&st, "svkeep", "main")["restart_count"], 0);
+}
+
+/// Power loss as a test can make it: the agent, every monitor and every container die
+/// at the same instant and the rootfs mounts vanish (SIGKILL to all, lazy unmount).
+fn power_loss(env: &TestEnv) {
+    let root = env.state().display().to_string();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.len() >= 4 && args[1] == "monitor" && args[3].starts_with(&root) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let st = env.agent_status();
+    for (_, pid) in pids(&st) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for mnt in mounts_under(&env.state()).into_iter().rev() {
+        let _ = nix::mount::umount2(mnt.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie waiting for its reaper).
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| !r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Mount points under `root`, in mount order.
+fn mounts_under(root: &std::path::Path) -> Vec<String> {
+    let root = root.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&root))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn supervisor_offline_reboot_brings_workloads_back() {
+    // restartAttemptPeriod is at least 60 s (ECS); time runs 20x here.
+    let mut h = Harness::new(&[("SKERRY_TEST_TIME_SCALE", "20")]);
+    let policy = r#""restartPolicy": {"enabled": true, "restartAttemptPeriod": 60}"#;
+    h.env
+        .put_desired("svbootr.json", &task("b", &[ctr("main", FOREVER, policy)]));
+    h.env
+        .put_desired("svbootp.json", &task("b", &[ctr("main", FOREVER, "")]));
+    h.env
+        .put_desired("svboots.service.json", &service(1, FOREVER, 1));
+    h.start();
+    let st = h.env.wait_status("all running", 60, |st| {
+        state_of(st, "svbootr", "main") == "RUNNING"
+            && state_of(st, "svbootp", "main") == "RUNNING"
+            && running_rev(st, 1) == 1
+    });
+    let before = pids(&st);
+    assert_eq!(before.len(), 3, "{st:#}");
+    // Past restartAttemptPeriod (80 scaled seconds): ECS restarts only a container that
+    // ran that long.
+    std::thread::sleep(Duration::from_secs(4));
+    h.kill9();
+    power_loss(&h.env);
+    for (k, pid) in &before {
+        assert!(!alive(*pid), "{k} (pid {pid}) survived the power loss");
+    }
+    assert!(live_monitors(&h.env.state()).is_empty());
+    // Boot, with no network: the agent alone brings back what should run.
+    h.start();
+    let st = h
+        .env
+        .wait_status("workloads back after the reboot", 60, |st| {
+            state_of(st, "svbootr", "main") == "RUNNING"
+                && task_container(st, "svbootr", "main")["restart_count"] == 1
+                && running_rev(st, 1) == 1
+                && st["tasks"]["svbootp"]["stopped_reason"].is_string()
+        });
+    // The plain task (ECS RunTask, no restart policy) says why it stopped.
+    let reason = st["tasks"]["svbootp"]["stopped_reason"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        reason.contains("main") && reason.contains("lost: the host restarted"),
+        "{reason}"
+    );
+    // Exactly the two workloads run, each once, as new processes with one monitor each.
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = h.env.agent_status();
+    let running: Vec<_> = pids(&st)
+        .into_iter()
+        .filter(|(_, pid)| alive(*pid))
+        .collect();
+    assert_eq!(running.len(), 2, "{running:?}\n{st:#}");
+    for r in &running {
+        assert!(!before.contains(r), "{r:?} is an old process");
+    }
+    let monitors = live_monitors(&h.env.state());
+    assert_eq!(monitors.len(), 2, "{monitors:?}");
+    assert!(monitors.values().all(|n| *n == 1), "{monitors:?}");
+    // The rootfs mounts are the two running containers' (stale ones were cleaned up).
+    let rootfs: Vec<_> = mounts_under(&h.env.state())
+        .into_iter()
+        .filter(|m| m.ends_with("/rootfs"))
+        .collect();
+    assert_eq!(rootfs.len(), 2, "{rootfs:#?}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ pub fn exited(task: TaskId, container: String, rec: &ExitRecord) -> Observation 
         ExitReason::Exited => CoreExit::Exited,
         ExitReason::OutOfMemory => CoreExit::OutOfMemory,
         ExitReason::Signaled | ExitReason::Stopped | ExitReason::StopTimeout => CoreExit::Killed,
-        ExitReason::MonitorLost => CoreExit::Error,
+        ExitReason::MonitorLost => CoreExit::Lost,
     };
     Observation::Exited {
         task,

@@ -14,7 +14,8 @@ use super::deps::{self, Gate};
 use super::health;
 use super::model::{Config, TaskId};
 use super::observed::{
-    ContainerRecord, ContainerState, HealthStatus, OpKind, Owner, PendingOp, TaskPhase, TaskRecord,
+    ContainerRecord, ContainerState, ExitReason, HealthStatus, OpKind, Owner, PendingOp, TaskPhase,
+    TaskRecord,
 };
 use super::time::{after, from_std, sum};
 use super::Sink;
@@ -170,7 +171,7 @@ fn assess(id: &TaskId, task: &mut TaskRecord, now: Instant, sink: &mut Sink) {
         ) else {
             continue;
         };
-        let ContainerState::Exited { code, .. } = rec.state else {
+        let ContainerState::Exited { code, reason, .. } = rec.state else {
             continue;
         };
         if rec.stop_requested || rec.op.is_some() {
@@ -196,8 +197,13 @@ fn assess(id: &TaskId, task: &mut TaskRecord, now: Instant, sink: &mut Sink) {
             });
         } else if def.essential {
             let reason = format!(
-                "Essential container in task exited: {} (exit code {code})",
-                def.name
+                "Essential container in task exited: {} (exit code {code}{})",
+                def.name,
+                match reason {
+                    ExitReason::OutOfMemory => ", OutOfMemoryError: killed for its memory use",
+                    ExitReason::Lost => ", lost: the host restarted or its monitor was killed",
+                    ExitReason::Exited | ExitReason::Killed | ExitReason::Error => "",
+                }
             );
             stop_task(id, task, reason, true, sink);
             return;

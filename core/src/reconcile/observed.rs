@@ -114,6 +114,8 @@ pub enum ExitReason {
     Killed,
     /// The runtime failed around it.
     Error,
+    /// Nobody saw it end: the host lost power or restarted, or its monitor was killed.
+    Lost,
 }
 
 /// Health status (ECS `healthStatus`).

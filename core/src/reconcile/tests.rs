@@ -55,6 +55,25 @@ fn container_lifecycle_pull_create_start_in_order() {
 }
 
 #[test]
+fn container_stopped_reason_says_out_of_memory_and_lost() {
+    for (reason, says) in [
+        (ExitReason::OutOfMemory, "OutOfMemoryError"),
+        (ExitReason::Lost, "lost: the host restarted"),
+    ] {
+        let mut h = one(vec![generate_test_container("app")]);
+        h.settle();
+        h.exit_for("t1", "app", 137, reason);
+        h.settle();
+        let text = stop_reason(&h, "t1");
+        assert!(
+            text.starts_with("Essential container in task exited: app (exit code 137, ")
+                && text.contains(says),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn container_essential_exit_stops_the_task_with_ecs_reason() {
     let sidecar = generate_test_container("sidecar");
     let mut h = one(vec![generate_test_container("app"), sidecar]);

@@ -234,12 +234,16 @@ impl Harness {
     }
 
     pub(crate) fn exit(&mut self, task: &str, container: &str, code: i32) {
+        self.exit_for(task, container, code, ExitReason::Exited);
+    }
+
+    pub(crate) fn exit_for(&mut self, task: &str, container: &str, code: i32, reason: ExitReason) {
         self.r.observe(
             Observation::Exited {
                 task: task.into(),
                 container: container.into(),
                 code,
-                reason: ExitReason::Exited,
+                reason,
             },
             self.now,
         );
