@@ -5,6 +5,10 @@
 //! - container crash → restart: SIGKILL a container with `restartPolicy`, time until
 //!   its new run's `monitor.json` appears (reconciler time runs 100x so the 60 s
 //!   `restartAttemptPeriod` passes; detection is the 250 ms exit watch).
+//! - memory: the agent's resident set (VmRSS, and its high-water mark VmHWM) idle,
+//!   with 10 tasks running, and after hundreds of short tasks came and went (ECS's
+//!   agent grew with many short tasks); one container monitor's VmRSS; the state
+//!   file's size.
 //!
 //! Run: `SKERRY_TEST_IMAGES=… cargo bench -p skerry --bench supervisor`.
 
@@ -90,6 +94,94 @@ impl Env {
                 .status();
         }
     }
+}
+
+/// `(VmRSS, VmHWM)` of a process, KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn status(env: &Env) -> serde_json::Value {
+    std::fs::read_to_string(env.state().join("supervisor/status.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+fn memory() {
+    let env = Env::new();
+    let mut agent = env.agent(&[]);
+    let report = |what: &str, agent: &Child| {
+        let (rss, hwm) = rss_kib(agent.id());
+        let state = std::fs::metadata(env.state().join("supervisor/state.json"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "agent memory, {what}: VmRSS {rss} KiB, VmHWM {hwm} KiB; state.json {state} bytes"
+        );
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    report("idle, no tasks", &agent);
+    for i in 0..10 {
+        std::fs::write(
+            env.state().join(format!("desired/bmem{i}.json")),
+            task(false),
+        )
+        .expect("task");
+    }
+    wait_for("10 running", 120, || {
+        (0..10).all(|i| env.pid(&format!("bmem{i}")).is_some())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    report("10 tasks running", &agent);
+    let monitor =
+        std::fs::read_to_string(env.state().join("tasks/bmem0/containers/main/monitor.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["monitor_pid"].as_u64())
+            .unwrap_or(0);
+    let (mrss, mhwm) = rss_kib(u32::try_from(monitor).unwrap_or(0));
+    println!("one container monitor: VmRSS {mrss} KiB, VmHWM {mhwm} KiB");
+    let short = r#"{"family": "s", "containerDefinitions": [{"name": "main", "image": "busybox", "memory": 16, "command": ["true"]}]}"#;
+    let mut churned = 0;
+    for round in 1..=30 {
+        let ids: Vec<String> = (0..10).map(|i| format!("bshort{round}x{i}")).collect();
+        for id in &ids {
+            std::fs::write(env.state().join(format!("desired/{id}.json")), short).expect("task");
+        }
+        wait_for("short tasks ended", 120, || {
+            let st = status(&env);
+            ids.iter()
+                .all(|id| st["tasks"][id.as_str()]["stopped_reason"].is_string())
+        });
+        for id in &ids {
+            let _ = std::fs::remove_file(env.state().join(format!("desired/{id}.json")));
+        }
+        wait_for("short tasks removed", 120, || {
+            let st = status(&env);
+            ids.iter().all(|id| st["tasks"][id.as_str()].is_null())
+        });
+        churned += ids.len();
+        if round % 10 == 0 {
+            std::thread::sleep(Duration::from_secs(1));
+            report(
+                &format!("10 running + {churned} short tasks came and went"),
+                &agent,
+            );
+        }
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    env.cleanup();
 }
 
 fn task(policy: bool) -> String {
@@ -191,4 +283,5 @@ fn main() {
         readopt(n);
     }
     crash_restart();
+    memory();
 }

@@ -518,6 +518,40 @@ fn supervisor_torn_state_and_bad_desired_file_keep_what_runs() {
         .wait_status("task removed", 30, |st| st["tasks"]["svtorn"].is_null());
 }
 
+/// ECS users found their agent in an endless restart loop on a corrupted state file.
+/// With both copies unreadable, skerry logs it, starts from the desired state, and
+/// keeps running.
+#[test]
+fn supervisor_unreadable_state_copies_start_clean_without_a_restart_loop() {
+    let mut h = Harness::new(&[]);
+    h.env
+        .put_desired("svgarb.json", &task("g", &[ctr("main", FOREVER, "")]));
+    h.start();
+    h.env.wait_status("running", 60, |st| {
+        state_of(st, "svgarb", "main") == "RUNNING"
+    });
+    h.kill9();
+    let dir = h.env.state().join("supervisor");
+    std::fs::write(dir.join("state.json"), b"\0\0garbage").expect("garble");
+    std::fs::write(
+        dir.join("state.prev.json"),
+        b"skerry-supervisor-state 1 00 5\n{}",
+    )
+    .expect("garble");
+    std::fs::remove_file(dir.join("status.json")).expect("status");
+    h.start();
+    let st = h.env.wait_status("running again", 60, |st| {
+        state_of(st, "svgarb", "main") == "RUNNING"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = h.agent.as_ref().map_or(0, AgentProc::pid);
+    assert!(alive(pid as u64), "the agent did not keep running");
+    let running: Vec<_> = pids(&st).into_iter().filter(|(_, p)| alive(*p)).collect();
+    assert_eq!(running.len(), 1, "{st:#}");
+    let log = std::fs::read_to_string(h.env.dir.path().join("agent.log")).unwrap_or_default();
+    assert!(log.contains("state copy refused"), "{log}");
+}
+
 fn recv_all(sock: &UnixDatagram, for_ms: u64) -> Vec<(Instant, String)> {
     let end = Instant::now() + Duration::from_millis(for_ms);
     let mut out = Vec::new();

@@ -217,9 +217,13 @@ impl Reconciler {
 
     fn plan_standalone(&mut self, desired: &Desired, now: Instant, sink: &mut Sink) {
         let tasks = &mut self.state.observed.tasks;
+        // A standalone task that ended by itself stays as a tombstone while its
+        // definition is still desired (it ran once); one stopped because it was no
+        // longer wanted is forgotten, so the same definition coming back runs anew.
         tasks.retain(|id, t| match &t.owner {
             Owner::Standalone => {
-                t.phase != TaskPhase::Deleted || desired.tasks.get(id) == Some(&t.definition)
+                t.phase != TaskPhase::Deleted
+                    || (t.failed && desired.tasks.get(id) == Some(&t.definition))
             }
             Owner::Service(_) => t.phase != TaskPhase::Deleted,
         });

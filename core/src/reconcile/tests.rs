@@ -74,6 +74,29 @@ fn container_stopped_reason_says_out_of_memory_and_lost() {
 }
 
 #[test]
+fn standalone_task_removed_and_added_back_while_stopping_runs_again() {
+    let mut h = one(vec![generate_test_container("app")]);
+    h.settle();
+    let def = h.desired.tasks.remove(&TaskId::from("t1")).expect("t1");
+    let stopping = h.reconcile();
+    assert!(stopping
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::StopContainer { .. })));
+    // The file is back before the stop finished: a new request, not the old run's end.
+    h.desired.tasks.insert("t1".into(), def);
+    h.answer(&stopping.actions);
+    h.settle();
+    assert!(running(&h, "t1", "app"), "{:?}", h.task("t1"));
+    assert_eq!(h.task("t1").phase, TaskPhase::Active);
+    // A task that ended by itself stays ended while its file is there (ECS RunTask).
+    h.exit("t1", "app", 0);
+    h.settle();
+    h.run_for(Duration::from_secs(600));
+    assert_eq!(h.task("t1").phase, TaskPhase::Deleted);
+}
+
+#[test]
 fn container_essential_exit_stops_the_task_with_ecs_reason() {
     let sidecar = generate_test_container("sidecar");
     let mut h = one(vec![generate_test_container("app"), sidecar]);
