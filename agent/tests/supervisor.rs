@@ -742,10 +742,16 @@ fn supervisor_torture_kill9_during_deploy_update_stop_cycles() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
+    // SKERRY_TORTURE_SEED replays a printed seed's steps (timings still vary).
+    let mut seed = std::env::var("SKERRY_TORTURE_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
         | 1;
     println!("torture seed {seed}");
     let mut rnd = move |n: u64| {
