@@ -10,7 +10,7 @@
 //!   agent grew with many short tasks); one container monitor's VmRSS; the state
 //!   file's size.
 //!
-//! Run: `SKERRY_TEST_IMAGES=… cargo bench -p skerry --bench supervisor`.
+//! Run: `SKERRY_TEST_IMAGES=… cargo bench -p skerry --bench supervisor [-- readopt|crash|memory]`.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -278,10 +278,22 @@ fn crash_restart() {
     env.cleanup();
 }
 
+/// `cargo bench --bench supervisor [-- readopt|crash|memory ...]`: all when none named.
 fn main() {
-    for n in [1, 10, 30] {
-        readopt(n);
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if run("readopt") {
+        for n in [1, 10, 30] {
+            readopt(n);
+        }
     }
-    crash_restart();
-    memory();
+    if run("crash") {
+        crash_restart();
+    }
+    if run("memory") {
+        memory();
+    }
 }

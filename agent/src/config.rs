@@ -18,6 +18,8 @@
 //! [logs]
 //! max_file_bytes = 10485760       # >= 4096
 //! max_files = 3                   # 1..=100
+//! [outbox]
+//! max_bytes = 8388608             # >= 65536
 //! [mqtt]                          # refused until broker sync lands
 //! ```
 
@@ -119,6 +121,8 @@ pub struct AgentConfig {
     pub watchdog: bool,
     /// Container log rotation.
     pub logs: LogConfig,
+    /// Reports kept on disk until delivered.
+    pub outbox: OutboxConfig,
     /// Broker sync. Refused by [`AgentConfig::validate`] in this build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttConfig>,
@@ -132,6 +136,33 @@ pub struct LogConfig {
     pub max_file_bytes: u64,
     /// Rotated files kept per stream, the live one included (1..=100).
     pub max_files: u32,
+}
+
+/// `[outbox]`: reports (events) kept on disk, in order, until delivered; also the
+/// history `skerry events` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Bytes on disk at most; past it the oldest reports are deleted (>= 65536).
+    pub max_bytes: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl OutboxConfig {
+    /// The store's bounds: segments of a sixteenth of the total, 16 KiB to 1 MiB.
+    pub fn limits(&self) -> crate::store::outbox::OutboxLimits {
+        crate::store::outbox::OutboxLimits {
+            max_bytes: self.max_bytes,
+            segment_bytes: (self.max_bytes / 16).clamp(16 * 1024, 1024 * 1024),
+        }
+    }
 }
 
 /// `[mqtt]`: placeholder for broker sync.
@@ -155,6 +186,7 @@ impl Default for AgentConfig {
             default_pids_limit: 1024,
             watchdog: true,
             logs: LogConfig::default(),
+            outbox: OutboxConfig::default(),
             mqtt: None,
         }
     }
@@ -274,6 +306,12 @@ impl AgentConfig {
             return invalid(
                 "logs.max_files",
                 format!("must be between 1 and 100, got {}", self.logs.max_files),
+            );
+        }
+        if self.outbox.max_bytes < 65_536 {
+            return invalid(
+                "outbox.max_bytes",
+                format!("must be at least 65536, got {}", self.outbox.max_bytes),
             );
         }
         if self.mqtt.is_some() {
@@ -397,6 +435,10 @@ mod tests {
         assert_eq!(
             err("[logs]\nmax_file_bytes = 4095"),
             "logs.max_file_bytes: must be at least 4096, got 4095"
+        );
+        assert_eq!(
+            err("[outbox]\nmax_bytes = 1000"),
+            "outbox.max_bytes: must be at least 65536, got 1000"
         );
         assert_eq!(
             err("restart_backoff_secs = 0"),

@@ -4,7 +4,8 @@
 //! - [`spec`]: ECS task definition JSON in, checked model out. Pure.
 //! - [`images`]: content-addressed image store, OCI import, safe layer unpack, rootfs.
 //! - [`runtime`]: one container's life through libcontainer, in a per-container monitor.
-//! - [`store`]: the state directory layout and atomic, checksummed files.
+//! - [`store`]: the state directory layout, atomic files, and the outbox of reports.
+//! - [`report`]: what the agent tells its operator (events), as stored and sent.
 //! - [`config`]: the agent's TOML configuration.
 //! - [`supervisor`]: keeps the desired tasks running (standalone mode).
 //! - [`cli`]: argument parsing and dispatch; thin.
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod images;
 pub mod notify;
+pub mod report;
 pub mod runtime;
 pub use skerry_core::spec;
 pub mod store;

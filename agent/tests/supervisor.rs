@@ -238,6 +238,39 @@ fn supervisor_restart_policy_and_essential_exit() {
         reason.contains("main") && reason.contains("exit code 5"),
         "{reason}"
     );
+    // The same story, in order, from `skerry events` (the outbox).
+    let ess = events(&h.env, &["--task", "svess"]);
+    let at = |needle: &str| {
+        ess.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {ess:#?}"))
+    };
+    assert!(at("task svess launched") < at("container svess/main exited with code 5"));
+    assert!(at("exited with code 5") < at("task svess failed: Essential container"));
+    let rs = events(&h.env, &["--task", "svrsin"]).join("\n");
+    assert!(
+        rs.contains("container svrsin/main restarted in place (restart 1)"),
+        "{rs}"
+    );
+    assert!(!rs.contains("svess"), "{rs}");
+}
+
+/// `skerry events ARGS` as lines, each starting with an RFC 3339 time.
+fn events(env: &TestEnv, args: &[&str]) -> Vec<String> {
+    let out = env
+        .skerry(&[&["events"], args].concat())
+        .output()
+        .expect("events");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for l in &lines {
+        assert!(
+            l.len() > 25 && l.as_bytes()[10] == b'T' && l.contains("Z "),
+            "{l}"
+        );
+    }
+    lines
 }
 
 fn service(rev: u32, script: &str, count: u32) -> String {
@@ -288,6 +321,15 @@ fn supervisor_service_rolling_update_and_rollback() {
         st["services"]["svweb"]["deployment"]["rolled_back"] == true && running_rev(st, 2) == 2
     });
     assert_eq!(running_rev(&st, 3), 0, "{st:#}");
+    let ev = events(&h.env, &["--service", "svweb"]).join("\n");
+    for needle in [
+        "service svweb: deployment of revision 2 completed",
+        "service svweb: rolled back from revision 3 to 2",
+    ] {
+        assert!(ev.contains(needle), "no {needle:?} in\n{ev}");
+    }
+    let last = events(&h.env, &["--service", "svweb", "-n", "1"]);
+    assert_eq!(last.len(), 1, "{last:?}");
 }
 
 fn pids(st: &Value) -> Vec<(String, u64)> {

@@ -3,6 +3,7 @@
 //! 0 ok, 1 runtime failure, 2 bad input (task definition, config, arguments).
 
 mod context;
+mod events;
 mod image;
 mod logs;
 mod ps;
@@ -42,6 +43,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Stop a task and delete it (containers, cgroups, rootfs).
     Stop(stop::StopArgs),
+    /// Print the agent's events: launches, exits, restarts, health, deployments.
+    Events(events::EventsArgs),
     /// Manage local images.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -127,6 +130,7 @@ pub fn dispatch(cli: Cli) -> i32 {
                 Command::Ps(a) => ps::ps(&ctx, a),
                 Command::Logs(a) => logs::logs(&ctx, a),
                 Command::Stop(a) => stop::stop(&ctx, a),
+                Command::Events(a) => events::events(&ctx, a),
                 Command::Image(c) => image::image(&ctx, c),
                 Command::Agent(a) if a.check_config => {
                     println!("config ok: state_dir {}", ctx.config.state_dir.display());

@@ -43,4 +43,9 @@ impl StateLayout {
     pub fn libcontainer(&self) -> PathBuf {
         self.root.join("libcontainer")
     }
+
+    /// The outbox of reports (see [`crate::store::outbox`]).
+    pub fn outbox(&self) -> PathBuf {
+        self.root.join("outbox")
+    }
 }

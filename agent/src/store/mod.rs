@@ -7,10 +7,12 @@
 //!   tasks/<id>/    one task: task.json record, containers/<name>/{bundle,logs,monitor}
 //!   libcontainer/  libcontainer's own container state, one dir per container id
 //!   desired/       standalone mode: task definitions to keep running
+//!   outbox/        reports (events) in order, until delivered (see `outbox`)
 //! ```
 
 pub mod atomic;
 pub mod layout;
+pub mod outbox;
 
 pub use atomic::{sync_dir, write_atomic};
 pub use layout::StateLayout;

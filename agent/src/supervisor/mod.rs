@@ -6,7 +6,9 @@
 //! (at most [`TICK`] apart, sooner when a worker answers or the reconciler's wakeup
 //! comes): read desired state ([`desired`]), watch container exits ([`facts`]), take
 //! worker answers, `reconcile`, persist ([`state`]) *before* carrying out the actions
-//! ([`executor`], worker threads), then tell systemd (`STATUS=`, `WATCHDOG=1`).
+//! ([`executor`], worker threads), then tell systemd (`STATUS=`, `WATCHDOG=1`). The
+//! turn's events go to the outbox ([`crate::store::outbox`]) and are synced before
+//! the state is saved: a crash in between repeats an event, never loses one.
 //!
 //! Start (crash-only): load the state (checksummed; previous copy if torn), resume
 //! the clock ([`clock`]), re-adopt every container whose monitor lives without
@@ -39,6 +41,8 @@ use skerry_core::reconcile::{Action, Config, Desired, Observation, Reconciler};
 use crate::cli::run::block_stop_signals;
 use crate::cli::Context;
 use crate::notify::Notifier;
+use crate::report::Report;
+use crate::store::outbox::Outbox;
 use clock::Clock;
 use desired::DesiredDir;
 use executor::{Executor, Outcome};
@@ -71,6 +75,8 @@ pub struct Supervisor {
     saved_digest: Vec<u8>,
     wakeup: Option<Instant>,
     force_read: bool,
+    /// `None` when it could not be opened: the agent supervises on without reports.
+    outbox: Option<Outbox>,
 }
 
 /// Runs the agent until SIGTERM/SIGINT. Returns the exit code.
@@ -161,6 +167,13 @@ impl Supervisor {
             tasks = rec.observed().tasks.len(),
             "re-adoption done"
         );
+        let outbox = match Outbox::open(&ctx.layout.outbox(), ctx.config.outbox.limits()) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::error!(error = %e, "outbox unavailable: events will not be kept");
+                None
+            }
+        };
         let (tx, rx) = mpsc::channel();
         let source = desired_dir.display().to_string();
         let mut sup = Self {
@@ -175,6 +188,7 @@ impl Supervisor {
             saved_digest: Vec::new(),
             wakeup: None,
             force_read: true,
+            outbox,
         };
         sup.turn();
         Ok(sup)
@@ -199,6 +213,7 @@ impl Supervisor {
         let now = self.clock.now();
         let decision = self.rec.reconcile(&self.desired, now);
         self.wakeup = decision.next_wakeup;
+        self.keep_reports(&decision.actions);
         self.persist();
         for action in decision.actions {
             match &action {
@@ -239,6 +254,27 @@ impl Supervisor {
         }
         tracing::debug!(?obs, "observed");
         self.rec.observe(obs, self.clock.now());
+    }
+
+    /// Appends the decision's events to the outbox and makes them durable.
+    fn keep_reports(&mut self, actions: &[Action]) {
+        let Some(outbox) = self.outbox.as_mut() else {
+            return;
+        };
+        let mut appended = false;
+        for a in actions {
+            if let Action::Report(ev) = a {
+                match outbox.append(&Report::event(ev.clone()).encode()) {
+                    Ok(_) => appended = true,
+                    Err(e) => tracing::warn!(error = %e, event = %ev, "event not kept"),
+                }
+            }
+        }
+        if appended {
+            if let Err(e) = outbox.sync() {
+                tracing::warn!(error = %e, "outbox sync failed");
+            }
+        }
     }
 
     fn watch_exits(&mut self) {

@@ -1,0 +1,159 @@
+//! Reports: what the agent tells its operator, in the form the outbox stores and the
+//! MQTT link will publish: a postcard-encoded [`Report`] whose first field is the
+//! schema version, so a reader can refuse what it does not understand instead of
+//! misreading it. Events are the reconciler's [`Event`]s stamped with wall-clock time
+//! (the operator's clock; the reconciler itself runs on monotonic time).
+
+use serde::{Deserialize, Serialize};
+use skerry_core::reconcile::{Event, TaskId};
+
+use crate::runtime::logfile::format_rfc3339_ms;
+
+/// The version of the [`Report`] encoding.
+pub const REPORT_SCHEMA: u16 = 1;
+
+/// One report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA`] when written.
+    pub schema: u16,
+    /// Wall-clock time, milliseconds since the epoch (may be wrong on a board without
+    /// a real-time clock; the outbox order is what counts).
+    pub wall_ms: u64,
+    pub body: ReportBody,
+}
+
+/// What a report says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportBody {
+    /// Something the reconciler decided or saw.
+    Event(Event),
+}
+
+/// A stored report that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("report schema {0} is newer than this skerry understands ({REPORT_SCHEMA})")]
+    Schema(u16),
+    #[error("report is not a valid encoding: {0}")]
+    Decode(postcard::Error),
+}
+
+impl Report {
+    /// An event report stamped now.
+    pub fn event(event: Event) -> Self {
+        Self {
+            schema: REPORT_SCHEMA,
+            wall_ms: crate::runtime::record::now_ms(),
+            body: ReportBody::Event(event),
+        }
+    }
+
+    /// The bytes stored and sent.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing plain data to a Vec cannot fail; an empty report is never stored.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Reads a report back, refusing a newer schema.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ReportError> {
+        let (schema, _) = postcard::take_from_bytes::<u16>(bytes).map_err(ReportError::Decode)?;
+        if schema > REPORT_SCHEMA {
+            return Err(ReportError::Schema(schema));
+        }
+        postcard::from_bytes(bytes).map_err(ReportError::Decode)
+    }
+
+    /// The task it is about, if any.
+    pub fn task(&self) -> Option<&TaskId> {
+        let ReportBody::Event(e) = &self.body;
+        match e {
+            Event::TaskLaunched { task, .. }
+            | Event::ContainerExited { task, .. }
+            | Event::ContainerRestarted { task, .. }
+            | Event::HealthChanged { task, .. }
+            | Event::TaskStopping { task, .. }
+            | Event::TaskStopped { task, .. }
+            | Event::ActionFailed { task, .. } => Some(task),
+            Event::ServiceBackoff { .. }
+            | Event::CrashLoop { .. }
+            | Event::DeploymentStarted { .. }
+            | Event::DeploymentCompleted { .. }
+            | Event::DeploymentRolledBack { .. }
+            | Event::DeploymentFailed { .. } => None,
+        }
+    }
+
+    /// The service it is about, if any (a service task's id starts `<service>.`).
+    pub fn service(&self) -> Option<&str> {
+        let ReportBody::Event(e) = &self.body;
+        match e {
+            Event::TaskLaunched { service, .. } => service.as_deref(),
+            Event::ServiceBackoff { service, .. }
+            | Event::CrashLoop { service, .. }
+            | Event::DeploymentStarted { service, .. }
+            | Event::DeploymentCompleted { service, .. }
+            | Event::DeploymentRolledBack { service, .. }
+            | Event::DeploymentFailed { service, .. } => Some(service),
+            _ => None,
+        }
+    }
+
+    /// One line for people: `<time> <text>`.
+    pub fn line(&self) -> String {
+        let ReportBody::Event(e) = &self.body;
+        format!("{} {e}", format_rfc3339_ms(self.wall_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use embassy_time::Duration;
+    use skerry_core::reconcile::ExitReason;
+
+    #[test]
+    fn report_roundtrips_every_kind_it_is_given() {
+        for e in [
+            Event::ContainerExited {
+                task: "t.1".into(),
+                container: "app".into(),
+                code: 137,
+                reason: ExitReason::OutOfMemory,
+            },
+            Event::ServiceBackoff {
+                service: "web".into(),
+                consecutive_failures: 3,
+                delay: Duration::from_secs(40),
+            },
+        ] {
+            let r = Report::event(e);
+            assert_eq!(Report::decode(&r.encode()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn report_newer_schema_and_garbage_are_refused() {
+        let mut r = Report::event(Event::DeploymentStarted {
+            service: "web".into(),
+            revision: 2,
+        });
+        r.schema = REPORT_SCHEMA + 1;
+        let err = Report::decode(&r.encode()).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+        assert!(Report::decode(&[0x01, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn report_line_has_time_and_text() {
+        let mut r = Report::event(Event::TaskStopped {
+            task: "hello.1".into(),
+            reason: "Task stopped by user".into(),
+        });
+        r.wall_ms = 0;
+        let line = r.line();
+        assert!(line.starts_with("1970-01-01T00:00:00.000Z "), "{line}");
+        assert!(line.contains("hello.1"), "{line}");
+        assert_eq!(r.task().map(|t| t.0.as_str()), Some("hello.1"));
+    }
+}
