@@ -110,6 +110,17 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Private memory (not shared with other processes of the same binary), KiB:
+/// what one more process really costs.
+fn private_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("Private_Clean:") || l.starts_with("Private_Dirty:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
 fn status(env: &Env) -> serde_json::Value {
     std::fs::read_to_string(env.state().join("supervisor/status.json"))
         .ok()
@@ -125,8 +136,9 @@ fn memory() {
         let state = std::fs::metadata(env.state().join("supervisor/state.json"))
             .map(|m| m.len())
             .unwrap_or(0);
+        let private = private_kib(agent.id());
         println!(
-            "agent memory, {what}: VmRSS {rss} KiB, VmHWM {hwm} KiB; state.json {state} bytes"
+            "agent memory, {what}: VmRSS {rss} KiB (private {private} KiB), VmHWM {hwm} KiB; state.json {state} bytes"
         );
     };
     std::thread::sleep(Duration::from_secs(2));
@@ -149,8 +161,12 @@ fn memory() {
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
             .and_then(|v| v["monitor_pid"].as_u64())
             .unwrap_or(0);
-    let (mrss, mhwm) = rss_kib(u32::try_from(monitor).unwrap_or(0));
-    println!("one container monitor: VmRSS {mrss} KiB, VmHWM {mhwm} KiB");
+    let monitor = u32::try_from(monitor).unwrap_or(0);
+    let (mrss, mhwm) = rss_kib(monitor);
+    println!(
+        "one container monitor: VmRSS {mrss} KiB (private {} KiB: the rest is the skerry binary's pages, shared), VmHWM {mhwm} KiB",
+        private_kib(monitor)
+    );
     let short = r#"{"family": "s", "containerDefinitions": [{"name": "main", "image": "busybox", "memory": 16, "command": ["true"]}]}"#;
     let mut churned = 0;
     for round in 1..=30 {

@@ -31,6 +31,17 @@ impl Harness {
         }
     }
 
+    /// Like [`Harness::new`], with the state directory on a small tmpfs.
+    fn on_tmpfs(envs: &[(&str, &str)], mib: u32) -> Self {
+        let mut h = Self::new(&[]);
+        h.env = TestEnv::with_state_on_tmpfs("restart_backoff_secs = 1", mib);
+        h.envs = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        h
+    }
+
     fn start(&mut self) {
         let envs: Vec<(&str, &str)> = self
             .envs
@@ -558,6 +569,90 @@ fn supervisor_torn_state_and_bad_desired_file_keep_what_runs() {
     h.env.remove_desired("svtorn.json");
     h.env
         .wait_status("task removed", 30, |st| st["tasks"]["svtorn"].is_null());
+}
+
+/// Fills the filesystem holding `dir` with one file; returns its path.
+fn fill_disk(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.write_all(&[0u8; 512]);
+    let _ = f.write_all(&[0u8; 1]);
+    path
+}
+
+/// balena's supervisor died on a full disk. skerry keeps running, keeps what runs
+/// running, and catches up once space comes back: a crash that happened meanwhile
+/// gets its restart, nothing is restarted twice.
+#[test]
+fn supervisor_full_disk_keeps_the_agent_and_workloads_running() {
+    let mut h = Harness::on_tmpfs(&[("SKERRY_TEST_TIME_SCALE", "20")], 64);
+    let policy = r#""restartPolicy": {"enabled": true, "restartAttemptPeriod": 60}"#;
+    h.env
+        .put_desired("svfullr.json", &task("f", &[ctr("main", FOREVER, policy)]));
+    h.env
+        .put_desired("svfullk.json", &task("f", &[ctr("main", FOREVER, "")]));
+    h.start();
+    h.env.wait_status("running", 60, |st| {
+        state_of(st, "svfullr", "main") == "RUNNING" && state_of(st, "svfullk", "main") == "RUNNING"
+    });
+    let keep = h.env.wait_running("svfullk", "main");
+    let crash = h.env.wait_running("svfullr", "main");
+    std::thread::sleep(Duration::from_secs(4)); // past restartAttemptPeriod (20x)
+    let filler = fill_disk(&h.env.state());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(crash),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill container");
+    std::thread::sleep(Duration::from_secs(5));
+    let agent = h.agent.as_ref().map_or(0, AgentProc::pid);
+    assert!(alive(agent as u64), "the agent died on a full disk");
+    assert!(
+        alive(keep as u64),
+        "a running container died on a full disk"
+    );
+    std::fs::remove_file(&filler).expect("free space");
+    let log_file = h.env.dir.path().join("agent.log");
+    let caught_up = |st: &Value| {
+        state_of(st, "svfullr", "main") == "RUNNING"
+            && task_container(st, "svfullr", "main")["restart_count"].as_u64() >= Some(1)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut st = h.env.agent_status();
+    while !caught_up(&st) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        st = h.env.agent_status();
+    }
+    if !caught_up(&st) {
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        let problems: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        panic!(
+            "did not catch up after space came back:\n{}\n{st:#}",
+            problems.join("\n")
+        );
+    }
+    assert_eq!(
+        task_container(&st, "svfullr", "main")["restart_count"],
+        1,
+        "{st:#}"
+    );
+    assert_eq!(
+        task_container(&st, "svfullk", "main")["pid"],
+        keep,
+        "{st:#}"
+    );
+    assert!(alive(agent as u64));
+    let log = std::fs::read_to_string(h.env.dir.path().join("agent.log")).unwrap_or_default();
+    assert!(
+        log.contains("No space left on device"),
+        "the full disk was not reported:\n{log}"
+    );
 }
 
 /// ECS users found their agent in an endless restart loop on a corrupted state file.

@@ -77,6 +77,32 @@ pub struct Supervisor {
     force_read: bool,
     /// `None` when it could not be opened: the agent supervises on without reports.
     outbox: Option<Outbox>,
+    /// The last status write failed: write it again even if nothing changed.
+    status_stale: bool,
+    state_failing: Failing,
+    status_failing: Failing,
+}
+
+/// A write that may fail turn after turn (a full disk): logged when it starts
+/// failing and when it works again, not on every turn.
+#[derive(Default)]
+struct Failing(bool);
+
+impl Failing {
+    fn note(&mut self, result: Result<(), SupervisorError>, what: &str) {
+        match result {
+            Err(e) if !self.0 => {
+                tracing::error!(error = %e, "{what}");
+                self.0 = true;
+            }
+            Err(_) => {}
+            Ok(()) if self.0 => {
+                tracing::info!("{what}: works again");
+                self.0 = false;
+            }
+            Ok(()) => {}
+        }
+    }
 }
 
 /// Runs the agent until SIGTERM/SIGINT. Returns the exit code.
@@ -189,6 +215,9 @@ impl Supervisor {
             wakeup: None,
             force_read: true,
             outbox,
+            status_stale: false,
+            state_failing: Failing::default(),
+            status_failing: Failing::default(),
         };
         sup.turn();
         Ok(sup)
@@ -301,21 +330,27 @@ impl Supervisor {
         let body = serde_json::to_vec(&(self.rec.snapshot(), &self.desired, &self.exits_seen))
             .unwrap_or_default();
         let digest = Sha256::digest(&body).to_vec();
-        if digest == self.saved_digest {
+        if digest == self.saved_digest && !self.status_stale {
             return;
         }
-        let p = Persisted {
-            snapshot: self.rec.snapshot().clone(),
-            desired: self.desired.clone(),
-            exits_seen: self.exits_seen.clone(),
-            clock: self.clock.mark(),
-        };
-        match self.files.save(&p) {
-            Ok(()) => self.saved_digest = digest,
-            Err(e) => tracing::error!(error = %e, "persisting state failed"),
+        if digest != self.saved_digest {
+            let p = Persisted {
+                snapshot: self.rec.snapshot().clone(),
+                desired: self.desired.clone(),
+                exits_seen: self.exits_seen.clone(),
+                clock: self.clock.mark(),
+            };
+            let saved = self.files.save(&p);
+            if saved.is_ok() {
+                self.saved_digest = digest;
+            }
+            self.state_failing
+                .note(saved, "persisting state failed; retrying every turn");
         }
-        self.files
-            .save_status(&status::view(self.rec.snapshot(), &self.desired));
+        let view = status::view(self.rec.snapshot(), &self.desired);
+        let saved = self.files.save_status(&view);
+        self.status_stale = saved.is_err();
+        self.status_failing.note(saved, "writing status failed");
     }
 
     /// One line for systemd's STATUS.

@@ -98,12 +98,10 @@ impl StateFiles {
     }
 
     /// Writes the status view (not needed to resume; errors are only logged).
-    pub fn save_status(&self, status: &serde_json::Value) {
+    pub fn save_status(&self, status: &serde_json::Value) -> Result<(), SupervisorError> {
         let path = self.status();
         let data = serde_json::to_vec_pretty(status).unwrap_or_default();
-        if let Err(e) = write_atomic(&path, &data) {
-            tracing::warn!(file = %path.display(), error = %e, "writing status failed");
-        }
+        write_atomic(&path, &data).map_err(|e| SupervisorError::Io(path, e))
     }
 }
 

@@ -30,6 +30,8 @@ pub fn test_images() -> &'static Path {
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The state directory is a tmpfs this environment mounted (unmounted on drop).
+    state_tmpfs: bool,
 }
 
 impl TestEnv {
@@ -40,6 +42,16 @@ impl TestEnv {
 
     /// Like [`new`](Self::new) with extra config TOML.
     pub fn with_config(extra: &str) -> Self {
+        Self::build(extra, None)
+    }
+
+    /// Like [`with_config`](Self::with_config), with the state directory on a tmpfs
+    /// of `mib` MiB: a disk that the test can fill.
+    pub fn with_state_on_tmpfs(extra: &str, mib: u32) -> Self {
+        Self::build(extra, Some(mib))
+    }
+
+    fn build(extra: &str, tmpfs_mib: Option<u32>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("skerry-test-")
             .tempdir()
@@ -51,7 +63,22 @@ impl TestEnv {
             format!("state_dir = \"{}\"\n{extra}\n", state.display()),
         )
         .expect("config");
-        let env = Self { dir, config };
+        if let Some(mib) = tmpfs_mib {
+            std::fs::create_dir_all(&state).expect("state dir");
+            nix::mount::mount(
+                Some("tmpfs"),
+                &state,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                Some(format!("size={mib}m,mode=0700").as_str()),
+            )
+            .expect("mount tmpfs state dir");
+        }
+        let env = Self {
+            dir,
+            config,
+            state_tmpfs: tmpfs_mib.is_some(),
+        };
         let images = test_images();
         for (name, path) in [("busybox", "busybox-amd64"), ("busybox-app", "busybox-app")] {
             let out = env
@@ -169,6 +196,9 @@ impl Drop for TestEnv {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+        }
+        if self.state_tmpfs {
+            let _ = nix::mount::umount2(&self.state(), nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }

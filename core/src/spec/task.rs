@@ -77,6 +77,19 @@ pub(crate) fn check(
     if !containers.is_empty() && !containers.iter().any(|c| c.essential) {
         p.push("containerDefinitions", "task has no essential container");
     }
+    if raw.memory.is_none() {
+        // ECS (EC2 and EXTERNAL launch types) asks for one of these; on a gateway a
+        // container with no memory setting at all is how the host runs out of it.
+        for (i, c) in raw_containers.iter().enumerate() {
+            if c.memory.is_none() && c.memory_reservation.is_none() {
+                p.push(
+                    format!("containerDefinitions[{i}]"),
+                    "set memory (hard limit, MiB) or memoryReservation, or the task's memory: \
+                     with none of them the container may take all of the device's memory",
+                );
+            }
+        }
+    }
     if let Some(task) = memory_mib {
         let sum: u64 = containers.iter().filter_map(|c| c.memory_mib).sum();
         if sum > task {

@@ -260,3 +260,29 @@ fn host_ports_cannot_clash() {
     );
     assert_eq!(err.problems.len(), 1, "80/udp does not clash with 80/tcp");
 }
+
+#[test]
+fn a_container_needs_some_memory_setting_like_ecs() {
+    let mut task = generate_test_task_with_containers(vec![
+        generate_test_container("a"),
+        generate_test_container("b"),
+    ]);
+    task["containerDefinitions"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("memory");
+    assert_refused(
+        &task,
+        "containerDefinitions[1]",
+        "set memory (hard limit, MiB) or memoryReservation, or the task's memory",
+    );
+    // A soft reservation, or a task-level limit, is enough (as in ECS).
+    task["containerDefinitions"][1]["memoryReservation"] = json!(16);
+    parse_ok(&task);
+    task["containerDefinitions"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("memoryReservation");
+    task["memory"] = json!("256");
+    parse_ok(&task);
+}
