@@ -356,22 +356,34 @@ fn pids(st: &Value) -> Vec<(String, u64)> {
     out
 }
 
+/// ECS restartPolicy with the shortest period ECS allows (60 s).
+const RESTART_60: &str = r#""restartPolicy": {"enabled": true, "restartAttemptPeriod": 60}"#;
+
+/// Deploys task `plain`, task `policy` (with [`RESTART_60`]) and a one-task service
+/// `svc` (revision 1), starts the agent and waits until all three run.
+fn start_plain_policy_and_service(h: &mut Harness, plain: &str, policy: &str, svc: &str) -> Value {
+    h.env.put_desired(
+        &format!("{plain}.json"),
+        &task("p", &[ctr("main", FOREVER, "")]),
+    );
+    h.env.put_desired(
+        &format!("{policy}.json"),
+        &task("p", &[ctr("main", FOREVER, RESTART_60)]),
+    );
+    h.env
+        .put_desired(&format!("{svc}.service.json"), &service(1, FOREVER, 1));
+    h.start();
+    h.env.wait_status("all running", 60, |st| {
+        state_of(st, plain, "main") == "RUNNING"
+            && state_of(st, policy, "main") == "RUNNING"
+            && running_rev(st, 1) == 1
+    })
+}
+
 #[test]
 fn supervisor_kill9_readopts_same_pids_and_sees_exits_while_dead() {
     let mut h = Harness::new(&[("SKERRY_TEST_TIME_SCALE", "20")]);
-    let policy = r#""restartPolicy": {"enabled": true, "restartAttemptPeriod": 60}"#;
-    h.env
-        .put_desired("svkeep.json", &task("k", &[ctr("main", FOREVER, "")]));
-    h.env
-        .put_desired("svdie.json", &task("k", &[ctr("main", FOREVER, policy)]));
-    h.env
-        .put_desired("svkill.service.json", &service(1, FOREVER, 1));
-    h.start();
-    let st = h.env.wait_status("all running", 60, |st| {
-        state_of(st, "svkeep", "main") == "RUNNING"
-            && state_of(st, "svdie", "main") == "RUNNING"
-            && running_rev(st, 1) == 1
-    });
+    let st = start_plain_policy_and_service(&mut h, "svkeep", "svdie", "svkill");
     let before = pids(&st);
     let keep_pid = h.env.wait_running("svkeep", "main");
     let die_pid = h.env.wait_running("svdie", "main");
@@ -416,24 +428,11 @@ fn supervisor_kill9_readopts_same_pids_and_sees_exits_while_dead() {
 /// Power loss as a test can make it: the agent, every monitor and every container die
 /// at the same instant and the rootfs mounts vanish (SIGKILL to all, lazy unmount).
 fn power_loss(env: &TestEnv) {
-    let root = env.state().display().to_string();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.len() >= 4 && args[1] == "monitor" && args[3].starts_with(&root) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+    for (pid, _, _) in monitor_processes(&env.state()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     let st = env.agent_status();
     for (_, pid) in pids(&st) {
@@ -475,19 +474,7 @@ fn mounts_under(root: &std::path::Path) -> Vec<String> {
 fn supervisor_offline_reboot_brings_workloads_back() {
     // restartAttemptPeriod is at least 60 s (ECS); time runs 20x here.
     let mut h = Harness::new(&[("SKERRY_TEST_TIME_SCALE", "20")]);
-    let policy = r#""restartPolicy": {"enabled": true, "restartAttemptPeriod": 60}"#;
-    h.env
-        .put_desired("svbootr.json", &task("b", &[ctr("main", FOREVER, policy)]));
-    h.env
-        .put_desired("svbootp.json", &task("b", &[ctr("main", FOREVER, "")]));
-    h.env
-        .put_desired("svboots.service.json", &service(1, FOREVER, 1));
-    h.start();
-    let st = h.env.wait_status("all running", 60, |st| {
-        state_of(st, "svbootr", "main") == "RUNNING"
-            && state_of(st, "svbootp", "main") == "RUNNING"
-            && running_rev(st, 1) == 1
-    });
+    let st = start_plain_policy_and_service(&mut h, "svbootp", "svbootr", "svboots");
     let before = pids(&st);
     assert_eq!(before.len(), 3, "{st:#}");
     // Past restartAttemptPeriod (80 scaled seconds): ECS restarts only a container that
@@ -539,15 +526,22 @@ fn supervisor_offline_reboot_brings_workloads_back() {
     assert_eq!(rootfs.len(), 2, "{rootfs:#?}");
 }
 
+/// Deploys task `id` (one container that runs until stopped), starts the agent and
+/// waits until it runs.
+fn start_one_forever(h: &mut Harness, id: &str) {
+    h.env.put_desired(
+        &format!("{id}.json"),
+        &task("t", &[ctr("main", FOREVER, "")]),
+    );
+    h.start();
+    h.env
+        .wait_status("running", 60, |st| state_of(st, id, "main") == "RUNNING");
+}
+
 #[test]
 fn supervisor_torn_state_and_bad_desired_file_keep_what_runs() {
     let mut h = Harness::new(&[]);
-    h.env
-        .put_desired("svtorn.json", &task("t", &[ctr("main", FOREVER, "")]));
-    h.start();
-    h.env.wait_status("running", 60, |st| {
-        state_of(st, "svtorn", "main") == "RUNNING"
-    });
+    start_one_forever(&mut h, "svtorn");
     let pid = h.env.wait_running("svtorn", "main");
     // A bad desired file changes nothing.
     h.env.put_desired("svtorn.json", "{\"family\": ");
@@ -589,9 +583,10 @@ fn fill_disk(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn supervisor_full_disk_keeps_the_agent_and_workloads_running() {
     let mut h = Harness::on_tmpfs(&[("SKERRY_TEST_TIME_SCALE", "20")], 64);
-    let policy = r#""restartPolicy": {"enabled": true, "restartAttemptPeriod": 60}"#;
-    h.env
-        .put_desired("svfullr.json", &task("f", &[ctr("main", FOREVER, policy)]));
+    h.env.put_desired(
+        "svfullr.json",
+        &task("f", &[ctr("main", FOREVER, RESTART_60)]),
+    );
     h.env
         .put_desired("svfullk.json", &task("f", &[ctr("main", FOREVER, "")]));
     h.start();
@@ -661,12 +656,7 @@ fn supervisor_full_disk_keeps_the_agent_and_workloads_running() {
 #[test]
 fn supervisor_unreadable_state_copies_start_clean_without_a_restart_loop() {
     let mut h = Harness::new(&[]);
-    h.env
-        .put_desired("svgarb.json", &task("g", &[ctr("main", FOREVER, "")]));
-    h.start();
-    h.env.wait_status("running", 60, |st| {
-        state_of(st, "svgarb", "main") == "RUNNING"
-    });
+    start_one_forever(&mut h, "svgarb");
     h.kill9();
     let dir = h.env.state().join("supervisor");
     std::fs::write(dir.join("state.json"), b"\0\0garbage").expect("garble");
@@ -744,10 +734,14 @@ fn supervisor_notify_ready_watchdog_status_and_wedge() {
     assert_eq!(late, 0, "pings went on while wedged: {msgs:?}");
 }
 
-/// Live `skerry monitor start DIR` processes, by DIR, under `root`.
-fn live_monitors(root: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
-    let mut out = std::collections::BTreeMap::new();
+/// `(pid, verb, DIR)` of every `skerry monitor VERB DIR` process with DIR under `root`.
+fn monitor_processes(root: &std::path::Path) -> Vec<(i32, String, String)> {
+    let root = root.display().to_string();
+    let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
             continue;
         };
@@ -755,12 +749,19 @@ fn live_monitors(root: &std::path::Path) -> std::collections::BTreeMap<String, u
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.len() >= 4
-            && args[1] == "monitor"
-            && args[2] == "start"
-            && args[3].starts_with(&root.display().to_string())
-        {
-            *out.entry(args[3].clone()).or_default() += 1;
+        if args.len() >= 4 && args[1] == "monitor" && args[3].starts_with(&root) {
+            out.push((pid, args[2].clone(), args[3].clone()));
+        }
+    }
+    out
+}
+
+/// Live `skerry monitor start DIR` processes, by DIR, under `root`.
+fn live_monitors(root: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for (_, verb, dir) in monitor_processes(root) {
+        if verb == "start" {
+            *out.entry(dir).or_default() += 1;
         }
     }
     out

@@ -39,6 +39,8 @@ enum Step {
     Health(usize, bool),
     /// The service moves to a new revision.
     NewRevision,
+    /// The standalone task's file is removed, or put back (same definition).
+    ToggleSolo,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -50,6 +52,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (any::<usize>(), prop_oneof![Just(0), Just(1), Just(137)]).prop_map(|(i, c)| Step::Exit(i, c)),
         3 => (any::<usize>(), any::<bool>()).prop_map(|(i, p)| Step::Health(i, p)),
         1 => Just(Step::NewRevision),
+        1 => Just(Step::ToggleSolo),
     ]
 }
 
@@ -195,12 +198,17 @@ impl Checker {
         now: Instant,
     ) {
         let floor = config().backoff_floor;
-        // Tasks launched by this very call start from a fresh record.
+        // Tasks launched by this very call start from a fresh record (also one that
+        // replaces the tombstone of the same id: only a relaunch leaves Deleted).
         let fresh: BTreeMap<TaskId, TaskRecord> = after
             .observed()
             .tasks
             .iter()
-            .filter(|(id, _)| !before.tasks.contains_key(*id))
+            .filter(|(id, t)| {
+                before.tasks.get(*id).is_none_or(|b| {
+                    b.phase == TaskPhase::Deleted && t.phase != TaskPhase::Deleted
+                })
+            })
             .map(|(id, t)| {
                 (
                     id.clone(),
@@ -211,7 +219,7 @@ impl Checker {
         for a in &d.actions {
             let task = a
                 .task()
-                .and_then(|id| before.tasks.get(id).or_else(|| fresh.get(id)));
+                .and_then(|id| fresh.get(id).or_else(|| before.tasks.get(id)));
             let rec = |c: &str| task.and_then(|t| t.container(c)).map(|(_, r)| r);
             match a {
                 Action::PullImage { container, .. } => {
@@ -355,6 +363,18 @@ impl Checker {
                 self.count("live within maximumPercent at launch");
             }
         }
+        // A desired standalone task is never left as the tombstone of a stop that
+        // happened because it was not wanted: it ran once (and ended by itself) or runs.
+        for id in desired.tasks.keys() {
+            if let Some(t) = after.observed().tasks.get(id) {
+                assert!(
+                    !(t.phase == TaskPhase::Deleted && !t.failed),
+                    "desired task {id} left stopped as unwanted: {:?}",
+                    t.stopped_reason
+                );
+                self.count("desired standalone task not left stopped as unwanted");
+            }
+        }
     }
 }
 
@@ -453,6 +473,13 @@ fn run(s: &Scenario) -> BTreeMap<&'static str, u64> {
                     }
                 }
             }
+            Step::ToggleSolo if s.standalone => {
+                let id = TaskId::from("solo");
+                if desired.tasks.remove(&id).is_none() {
+                    desired.tasks.insert(id, definition(s, 1));
+                }
+            }
+            Step::ToggleSolo => {}
             Step::NewRevision => {
                 revision += 1;
                 if let Some(spec) = desired.services.get_mut("web") {
@@ -607,6 +634,7 @@ fn props_every_invariant_is_exercised() {
         "relaunch after the floor",
         "live within maximumPercent at launch",
         "start-side action on an active task",
+        "desired standalone task not left stopped as unwanted",
     ] {
         assert!(
             total.get(name).copied().unwrap_or(0) > 0,
