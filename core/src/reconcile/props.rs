@@ -205,9 +205,10 @@ impl Checker {
             .tasks
             .iter()
             .filter(|(id, t)| {
-                before.tasks.get(*id).is_none_or(|b| {
-                    b.phase == TaskPhase::Deleted && t.phase != TaskPhase::Deleted
-                })
+                before
+                    .tasks
+                    .get(*id)
+                    .is_none_or(|b| b.phase == TaskPhase::Deleted && t.phase != TaskPhase::Deleted)
             })
             .map(|(id, t)| {
                 (
