@@ -369,7 +369,7 @@ impl Checker {
         for id in desired.tasks.keys() {
             if let Some(t) = after.observed().tasks.get(id) {
                 assert!(
-                    !(t.phase == TaskPhase::Deleted && !t.failed),
+                    t.phase != TaskPhase::Deleted || t.failed,
                     "desired task {id} left stopped as unwanted: {:?}",
                     t.stopped_reason
                 );
