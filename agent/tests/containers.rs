@@ -569,13 +569,55 @@ fn bad_input_is_refused_with_the_field_and_changes_nothing() {
         &sh_task(
             "health",
             "true",
-            r#""healthCheck": {"command": ["CMD-SHELL", "true"]}"#,
+            r#""healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 1}"#,
         ),
-        "containerDefinitions[0].healthCheck",
+        "containerDefinitions[0].healthCheck.interval",
+    );
+    assert_refused(
+        &env,
+        "nomemory",
+        r#"{"family": "n", "containerDefinitions": [{"name": "m", "image": "busybox", "command": ["true"]}]}"#,
+        "containerDefinitions[0]: set memory",
     );
     // What ran keeps running, untouched.
     assert_eq!(env.wait_running("keeper", "main"), pid);
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     kill(Pid::from_raw(running.id() as i32), Signal::SIGTERM).expect("signal");
     running.wait().expect("wait");
+}
+
+/// `skerry run` runs on the agent's reconciler: a HEALTHY dependency waits for the
+/// health check, restartPolicy restarts in place (ignoredExitCodes ends it), and the
+/// task's exit code is the essential container's.
+#[test]
+fn container_run_honours_health_checks_restart_policy_and_healthy_dependencies() {
+    let env = TestEnv::new();
+    let json = r#"{"family": "hc", "volumes": [{"name": "data"}], "containerDefinitions": [
+        {"name": "db", "image": "busybox", "memory": 32, "essential": false, "stopTimeout": 2,
+         "healthCheck": {"command": ["CMD-SHELL", "test -f /tmp/ready"], "interval": 5, "timeout": 2, "retries": 3},
+         "command": ["sh", "-c", "sleep 1; touch /tmp/ready; trap 'exit 0' TERM; while true; do sleep 0.1; done"]},
+        {"name": "app", "image": "busybox", "memory": 32,
+         "dependsOn": [{"containerName": "db", "condition": "HEALTHY"}],
+         "restartPolicy": {"enabled": true, "ignoredExitCodes": [3], "restartAttemptPeriod": 60},
+         "mountPoints": [{"sourceVolume": "data", "containerPath": "/data"}],
+         "command": ["sh", "-c", "if [ -f /data/once ]; then echo second; exit 3; fi; touch /data/once; echo first; sleep 4; exit 1"]}]}"#;
+    let p = env.write_task("hc", json);
+    // Time runs 20x: the 5 s interval is 0.25 s, the 60 s restartAttemptPeriod 3 s.
+    let out = env
+        .skerry(&["run", "--name", "hc"])
+        .arg(p)
+        .env("SKERRY_TEST_TIME_SCALE", "20")
+        .output()
+        .expect("skerry run");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 3, "{err}");
+    assert_eq!(lines_of(&out, "app"), vec!["first", "second"], "{err}");
+    for needle in [
+        "container hc/db health is now Healthy",
+        "container hc/app restarted in place (restart 1)",
+        "Essential container in task exited: app (exit code 3)",
+    ] {
+        assert!(err.contains(needle), "no {needle:?} in:\n{err}");
+    }
+    assert!(!env.state().join("tasks/hc").exists(), "task left behind");
 }

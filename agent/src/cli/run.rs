@@ -1,10 +1,11 @@
 //! `skerry run TASKDEF.json`: runs a task in the foreground, prefixing container output
 //! with the container name, until an essential container exits (exit code: that
-//! container's) or SIGINT/SIGTERM (graceful stop). Cleans up unless --keep.
+//! container's) or SIGINT/SIGTERM (graceful stop). Cleans up unless --keep. The task
+//! runs on the agent's reconciler ([`crate::supervisor::foreground`]): healthCheck,
+//! restartPolicy and dependsOn mean what they mean under the agent.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use nix::sys::signal::{SigSet, Signal};
@@ -13,11 +14,9 @@ use skerry_core::spec::{parse_task_definition, validate_name, TaskDefinition};
 
 use super::tail::LogTail;
 use super::Context;
-use crate::runtime::{record, ContainerState};
-use crate::task::{
-    check_supported, new_task_id, start_task, stop_task, task_states, Owner, TaskOutcome,
-    TaskRecord,
-};
+use crate::runtime::record;
+use crate::supervisor::foreground::run_task;
+use crate::task::{new_task_id, Owner, TaskRecord};
 
 /// Largest task definition file accepted.
 pub const MAX_TASK_DEFINITION_BYTES: u64 = 1 << 20;
@@ -42,13 +41,6 @@ pub fn load_task_definition(
     let text = read_task_definition_text(path)?;
     let def = parse_task_definition(&text, &ctx.parse_options())
         .map_err(|e| format!("{}: invalid task definition:\n{e}", path.display()))?;
-    check_supported(&def).map_err(|p| {
-        format!(
-            "{}: unsupported task definition:\n{}",
-            path.display(),
-            p.join("\n")
-        )
-    })?;
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
     Ok((def, digest))
 }
@@ -90,82 +82,46 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     }
-    let runtime = ctx.runtime()?;
     let me = std::process::id() as i32;
+    let owner = Owner::Run {
+        pid: me,
+        start_ticks: record::process_start_ticks(me).unwrap_or(0),
+    };
     let rec = TaskRecord {
         task_id: task_id.clone(),
         definition: def,
         source_digest: digest,
         created_at_ms: record::now_ms(),
-        owner: Owner::Run {
-            pid: me,
-            start_ticks: record::process_start_ticks(me).unwrap_or(0),
-        },
+        owner: owner.clone(),
     };
     rec.save(&ctx.layout).context("saving the task record")?;
     let signals = block_stop_signals()?;
     eprintln!("skerry: task {task_id} starting");
-    if let Err(e) = start_task(&runtime, &images, &rec) {
-        eprintln!("skerry: {e}");
-        print_logs(&rec, ctx, &mut Vec::new(), true);
-        if !args.keep {
-            runtime
-                .remove_task(&images, &task_id)
-                .context("cleaning up the failed task")?;
-        }
-        return Ok(1);
-    }
     let mut tails: Vec<LogTail> = Vec::new();
-    let mut interrupted = false;
-    let outcome = loop {
-        print_logs(&rec, ctx, &mut tails, false);
-        if let Ok(Some(info)) = signals.read_signal() {
-            eprintln!("skerry: signal {}: stopping task {task_id}", info.ssi_signo);
-            interrupted = true;
-            break TaskOutcome::Running;
-        }
-        let outcome = TaskOutcome::of(&rec.definition, &task_states(&runtime, &rec));
-        if outcome != TaskOutcome::Running {
-            break outcome;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let final_states = stop_task(&runtime, &rec);
-    print_logs(&rec, ctx, &mut tails, false);
-    if let Some(reason) = outcome.stopped_reason() {
-        eprintln!("skerry: task {task_id} stopped: {reason}");
-    } else if interrupted {
+    let end = run_task(
+        ctx,
+        &task_id,
+        rec.definition.clone(),
+        owner,
+        args.keep,
+        &signals,
+        || print_logs(&rec, ctx, &mut tails),
+    )?;
+    if end.interrupted {
         eprintln!("skerry: task {task_id} stopped on request");
+    } else if let Some(reason) = &end.stopped_reason {
+        eprintln!("skerry: task {task_id} stopped: {reason}");
     }
-    let code = match &outcome {
-        TaskOutcome::EssentialExited { exit, .. } => exit.exit_code,
-        _ => first_essential_exit(&rec, &final_states),
-    };
     if args.keep {
         eprintln!(
             "skerry: task {task_id} kept in {}",
             ctx.layout.task(&task_id).display()
         );
-    } else {
-        runtime
-            .remove_task(&images, &task_id)
-            .with_context(|| format!("removing task {task_id}"))?;
     }
-    Ok(code)
+    Ok(end.code)
 }
 
-fn first_essential_exit(rec: &TaskRecord, states: &[(String, ContainerState)]) -> i32 {
-    states
-        .iter()
-        .filter(|(n, _)| rec.definition.container(n).is_some_and(|c| c.essential))
-        .find_map(|(_, st)| match st {
-            ContainerState::Exited(e) => Some(e.exit_code),
-            _ => None,
-        })
-        .unwrap_or(1)
-}
-
-fn print_logs(rec: &TaskRecord, ctx: &Context, tails: &mut Vec<LogTail>, all_at_once: bool) {
+fn print_logs(rec: &TaskRecord, ctx: &Context, tails: &mut Vec<LogTail>) {
     let names: Vec<&str> = rec
         .definition
         .containers
@@ -179,14 +135,10 @@ fn print_logs(rec: &TaskRecord, ctx: &Context, tails: &mut Vec<LogTail>, all_at_
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     for (i, (name, dir)) in names.iter().zip(dirs).enumerate() {
-        let lines = if all_at_once {
-            LogTail::read_all(&dir)
-        } else {
-            if tails.len() <= i {
-                tails.push(LogTail::new(&dir, true));
-            }
-            tails[i].poll()
-        };
+        if tails.len() <= i {
+            tails.push(LogTail::new(&dir, true));
+        }
+        let lines = tails[i].poll();
         for l in lines {
             let text = format!("{name:<width$} | {}\n", l.text);
             if l.stream == "stderr" {

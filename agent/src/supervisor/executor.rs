@@ -9,12 +9,13 @@
 
 use std::collections::HashSet;
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use skerry_core::reconcile::{
     Action, CheckOutcome, ExitReason as CoreExit, Observation, Observed, OpKind, TaskId,
 };
-use skerry_core::spec::HealthCommand;
+use skerry_core::spec::{HealthCommand, NamespaceMode, TaskDefinition};
 
 use super::ops::{
     delete_task, exited, failed, save_record, shared_namespaces, start_fresh, started,
@@ -42,17 +43,27 @@ pub struct Executor {
     pub images: ImageStore,
     tx: Sender<Outcome>,
     in_flight: HashSet<Key>,
-    source: String,
+    /// Who the task records it writes name as the owner.
+    owner: Owner,
+    /// Held while a container of a task with `pidMode`/`ipcMode` `task` is (re)started,
+    /// so the task's first running container is the one every later one joins.
+    shared_ns_start: Arc<Mutex<()>>,
+}
+
+/// Whether the task's containers share namespaces with each other.
+fn shares_namespaces(def: &TaskDefinition) -> bool {
+    def.pid_mode == NamespaceMode::Task || def.ipc_mode == NamespaceMode::Task
 }
 
 impl Executor {
-    pub fn new(runtime: Runtime, images: ImageStore, tx: Sender<Outcome>, source: String) -> Self {
+    pub fn new(runtime: Runtime, images: ImageStore, tx: Sender<Outcome>, owner: Owner) -> Self {
         Self {
             runtime,
             images,
             tx,
             in_flight: HashSet::new(),
-            source,
+            owner,
+            shared_ns_start: Arc::default(),
         }
     }
 
@@ -93,9 +104,7 @@ impl Executor {
                     definition: def.clone(),
                     source_digest: String::new(),
                     created_at_ms: crate::runtime::record::now_ms(),
-                    owner: Owner::Agent {
-                        source: self.source.clone(),
-                    },
+                    owner: self.owner.clone(),
                 };
                 // On this thread: containers of one task are created concurrently.
                 let saved = save_record(&rt, &record);
@@ -114,10 +123,29 @@ impl Executor {
                 })
             }
             Action::StartContainer { task, container } => {
+                let def = observed.tasks.get(&task).map(|t| t.definition.clone());
+                let gate = self.shared_ns_start.clone();
                 self.spawn(task.clone(), Some(container.clone()), "start", move || {
-                    let obs = match start_fresh(&rt, &task.0, &container) {
+                    let res = match def.filter(shares_namespaces) {
+                        None => start_fresh(&rt, &task.0, &container),
+                        Some(def) => {
+                            let _one = gate.lock().unwrap_or_else(PoisonError::into_inner);
+                            // Created before a sibling ran: prepared again to join it.
+                            let shared = shared_namespaces(&rt, &task.0, &def);
+                            let rejoin = shared.pid.is_some() || shared.ipc.is_some();
+                            match def.container(&container) {
+                                None => Err("no such container".to_string()),
+                                Some(c) if rejoin => rt
+                                    .prepare(&images, &task.0, &def, c, &shared)
+                                    .map_err(|e| e.to_string())
+                                    .and_then(|()| start_fresh(&rt, &task.0, &container)),
+                                Some(_) => start_fresh(&rt, &task.0, &container),
+                            }
+                        }
+                    };
+                    let obs = match res {
                         Ok(pid) => started(task, container, pid),
-                        Err(e) => failed(task, Some(container), OpKind::Start, e.to_string()),
+                        Err(e) => failed(task, Some(container), OpKind::Start, e),
                     };
                     (Some(obs), None)
                 })
@@ -128,7 +156,10 @@ impl Executor {
                 let Some(def) = observed.tasks.get(&task).map(|t| t.definition.clone()) else {
                     return;
                 };
+                let gate = self.shared_ns_start.clone();
                 self.spawn(task.clone(), Some(container.clone()), "restart", move || {
+                    let _one = shares_namespaces(&def)
+                        .then(|| gate.lock().unwrap_or_else(PoisonError::into_inner));
                     let res = (|| {
                         let c = def.container(&container).ok_or("no such container")?;
                         match rt.state(&task.0, &container) {

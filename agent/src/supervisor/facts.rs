@@ -13,8 +13,10 @@ use std::collections::BTreeMap;
 
 use skerry_core::reconcile::{ContainerState as Rec, ExitReason as CoreExit, Observation, TaskId};
 
+use super::executor::{Executor, Outcome};
 use super::ops::exited;
 use crate::runtime::{ContainerState, Runtime};
+use skerry_core::reconcile::Reconciler;
 
 /// `exits_seen` key of a container.
 pub fn key(task: &TaskId, container: &str) -> String {
@@ -63,6 +65,55 @@ pub fn sync_one(
             }]
         }
         ContainerState::NotStarted | ContainerState::Lost => vec![],
+    }
+}
+
+/// Feeds a worker's answer to the reconciler (an exit already observed for the same
+/// run is dropped).
+pub fn take_outcome(
+    exec: &mut Executor,
+    rec: &mut Reconciler,
+    exits_seen: &mut BTreeMap<String, u64>,
+    o: Outcome,
+    now: embassy_time::Instant,
+) {
+    exec.finished(&o.key);
+    let Some(obs) = o.obs else { return };
+    if let (
+        Observation::Exited {
+            task, container, ..
+        },
+        Some(run),
+    ) = (&obs, o.run)
+    {
+        let k = key(task, container);
+        if exits_seen.get(&k) == Some(&run) {
+            return;
+        }
+        exits_seen.insert(k, run);
+    }
+    tracing::debug!(?obs, "observed");
+    rec.observe(obs, now);
+}
+
+/// The exit watch of one turn: every container the records call running is checked;
+/// exits become observations, lost monitors are reaped.
+pub fn watch_exits(
+    exec: &mut Executor,
+    rec: &mut Reconciler,
+    exits_seen: &mut BTreeMap<String, u64>,
+    now: embassy_time::Instant,
+) {
+    for (task, name, state) in watched(rec.observed()) {
+        let actual = exec.runtime.state(&task.0, &name);
+        if actual == ContainerState::Lost {
+            tracing::warn!(%task, container = %name, "monitor lost: reaping");
+            exec.reap(&task, &name);
+            continue;
+        }
+        for o in sync_one(&task, &name, &state, &actual, exits_seen) {
+            rec.observe(o, now);
+        }
     }
 }
 

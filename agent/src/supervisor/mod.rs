@@ -25,6 +25,7 @@ mod clock;
 mod desired;
 mod executor;
 mod facts;
+pub mod foreground;
 mod ops;
 mod state;
 mod status;
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use embassy_time::{Duration as EDuration, Instant};
 use sha2::{Digest, Sha256};
-use skerry_core::reconcile::{Action, Config, Desired, Observation, Reconciler};
+use skerry_core::reconcile::{Action, Config, Desired, Reconciler};
 
 use crate::cli::run::block_stop_signals;
 use crate::cli::Context;
@@ -201,11 +202,13 @@ impl Supervisor {
             }
         };
         let (tx, rx) = mpsc::channel();
-        let source = desired_dir.display().to_string();
+        let owner = crate::task::Owner::Agent {
+            source: desired_dir.display().to_string(),
+        };
         let mut sup = Self {
             rec,
             clock,
-            exec: Executor::new(runtime, images, tx, source),
+            exec: Executor::new(runtime, images, tx, owner),
             rx,
             files,
             dir: DesiredDir::new(desired_dir, ctx.parse_options()),
@@ -266,23 +269,8 @@ impl Supervisor {
     }
 
     fn answer(&mut self, o: Outcome) {
-        self.exec.finished(&o.key);
-        let Some(obs) = o.obs else { return };
-        if let (
-            Observation::Exited {
-                task, container, ..
-            },
-            Some(run),
-        ) = (&obs, o.run)
-        {
-            let k = facts::key(task, container);
-            if self.exits_seen.get(&k) == Some(&run) {
-                return;
-            }
-            self.exits_seen.insert(k, run);
-        }
-        tracing::debug!(?obs, "observed");
-        self.rec.observe(obs, self.clock.now());
+        let now = self.clock.now();
+        facts::take_outcome(&mut self.exec, &mut self.rec, &mut self.exits_seen, o, now);
     }
 
     /// Appends the decision's events to the outbox and makes them durable.
@@ -308,17 +296,7 @@ impl Supervisor {
 
     fn watch_exits(&mut self) {
         let now = self.clock.now();
-        for (task, name, state) in facts::watched(self.rec.observed()) {
-            let actual = self.exec.runtime.state(&task.0, &name);
-            if actual == crate::runtime::ContainerState::Lost {
-                tracing::warn!(%task, container = %name, "monitor lost: reaping");
-                self.exec.reap(&task, &name);
-                continue;
-            }
-            for o in facts::sync_one(&task, &name, &state, &actual, &mut self.exits_seen) {
-                self.rec.observe(o, now);
-            }
-        }
+        facts::watch_exits(&mut self.exec, &mut self.rec, &mut self.exits_seen, now);
     }
 
     fn persist(&mut self) {
@@ -361,7 +339,7 @@ impl Supervisor {
 
 /// The reconciler's knobs: ECS defaults, the config's backoff floor; with a test time
 /// scale, the executor-facing timeouts stay in real time.
-fn reconciler_config(backoff_secs: u64, scale: u64) -> Config {
+pub(crate) fn reconciler_config(backoff_secs: u64, scale: u64) -> Config {
     let real = |d: EDuration| EDuration::from_ticks(d.as_ticks().saturating_mul(scale));
     let d = Config::default();
     Config {

@@ -1,6 +1,6 @@
-//! A task: a set of containers from one task definition, started in `dependsOn` order
-//! and stopped in reverse, with a durable record. Used by `skerry run`, `skerry stop`
-//! and the standalone supervisor; the runtime does the per-container work.
+//! A task: a set of containers from one task definition, with a durable record, and
+//! the stop of a whole task outside the reconciler (`skerry stop`). Used by the CLI and
+//! the supervisor; the runtime does the per-container work.
 //!
 //! ```text
 //! tasks/<task-id>/task.json   TaskRecord (atomic write)
@@ -12,6 +12,6 @@ mod lifecycle;
 mod order;
 mod record;
 
-pub use lifecycle::{start_task, stop_task, task_states, TaskError, TaskOutcome};
-pub use order::{check_supported, start_order};
+pub use lifecycle::{stop_task, task_states};
+pub use order::start_order;
 pub use record::{list_tasks, new_task_id, Owner, TaskRecord, TASK_FILE};
