@@ -129,7 +129,8 @@ pub fn monitor_alive(rec: &MonitorRecord) -> bool {
         && !is_zombie(rec.monitor_pid)
 }
 
-fn is_zombie(pid: i32) -> bool {
+/// Whether `pid` has exited and waits for its parent to reap it.
+pub fn is_zombie(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {

@@ -208,13 +208,7 @@ fn starting_monitors(tasks_dir: &std::path::Path) -> usize {
         }
         let path = std::path::Path::new(&dir).join(crate::runtime::MONITOR_FILE);
         let rec = crate::runtime::record::load::<crate::runtime::MonitorRecord>(&path);
-        let zombie = std::fs::read_to_string(e.path().join("stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, r)| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false);
+        let zombie = crate::runtime::record::is_zombie(pid);
         if !zombie && !matches!(rec, Ok(Some(m)) if m.monitor_pid == pid) {
             n += 1;
         }

@@ -48,8 +48,9 @@ impl TaskRecord {
     /// Whether a `skerry run` owner is still alive.
     pub fn owner_alive(&self) -> bool {
         match &self.owner {
+            // A zombie has finished (its parent just has not reaped it yet).
             Owner::Run { pid, start_ticks } => {
-                record::process_start_ticks(*pid) == Some(*start_ticks)
+                record::process_start_ticks(*pid) == Some(*start_ticks) && !record::is_zombie(*pid)
             }
             Owner::Agent { .. } => false,
         }
