@@ -632,11 +632,12 @@ fn supervisor_full_disk_keeps_the_agent_and_workloads_running() {
             problems.join("\n")
         );
     }
-    assert_eq!(
-        task_container(&st, "svfullr", "main")["restart_count"],
-        1,
-        "{st:#}"
-    );
+    // One restart, or a few if restarts failed for want of space and were retried.
+    let restarts = task_container(&st, "svfullr", "main")["restart_count"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!((1..=4).contains(&restarts), "{st:#}");
+    assert_eq!(st["tasks"]["svfullr"]["phase"], "Active", "{st:#}");
     assert_eq!(
         task_container(&st, "svfullk", "main")["pid"],
         keep,

@@ -7,7 +7,7 @@
 //! the reconciler after its timeout is dropped while the first still runs (its answer
 //! will come).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -48,7 +48,13 @@ pub struct Executor {
     /// Held while a container of a task with `pidMode`/`ipcMode` `task` is (re)started,
     /// so the task's first running container is the one every later one joins.
     shared_ns_start: Arc<Mutex<()>>,
+    /// When each lost container's last reap was issued: a reap that keeps failing (a
+    /// full disk) is retried every [`REAP_RETRY`], not every turn.
+    reaped_at: HashMap<(TaskId, String), std::time::Instant>,
 }
+
+/// Least time between two reaps of the same lost container.
+const REAP_RETRY: Duration = Duration::from_secs(5);
 
 /// Whether the task's containers share namespaces with each other.
 fn shares_namespaces(def: &TaskDefinition) -> bool {
@@ -64,6 +70,7 @@ impl Executor {
             in_flight: HashSet::new(),
             owner,
             shared_ns_start: Arc::default(),
+            reaped_at: HashMap::new(),
         }
     }
 
@@ -241,6 +248,15 @@ impl Executor {
     /// Reaps a container whose monitor died (no observation: the exit record it leaves
     /// is picked up by the exit watch).
     pub fn reap(&mut self, task: &TaskId, container: &str) {
+        let now = std::time::Instant::now();
+        self.reaped_at
+            .retain(|_, at| now.duration_since(*at) < REAP_RETRY);
+        let key = (task.clone(), container.to_string());
+        if self.reaped_at.contains_key(&key) {
+            return;
+        }
+        tracing::warn!(%task, container, "monitor lost: reaping");
+        self.reaped_at.insert(key, now);
         let rt = self.runtime.clone();
         let (t, c) = (task.clone(), container.to_string());
         self.spawn(

@@ -107,7 +107,6 @@ pub fn watch_exits(
     for (task, name, state) in watched(rec.observed()) {
         let actual = exec.runtime.state(&task.0, &name);
         if actual == ContainerState::Lost {
-            tracing::warn!(%task, container = %name, "monitor lost: reaping");
             exec.reap(&task, &name);
             continue;
         }

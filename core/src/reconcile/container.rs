@@ -177,6 +177,11 @@ fn assess(id: &TaskId, task: &mut TaskRecord, now: Instant, sink: &mut Sink) {
         if rec.stop_requested || rec.op.is_some() {
             continue;
         }
+        if let Some(t) = rec.not_before.filter(|t| now < *t) {
+            // A failed restart waits before it is tried again.
+            sink.wake(t);
+            continue;
+        }
         if restart_allowed(def, rec) {
             rec.restart_count = rec.restart_count.saturating_add(1);
             rec.last_restart_at = Some(now);

@@ -48,6 +48,7 @@ pub use actions::{Action, Decision, Event, Observation};
 pub use backoff::{delay as backoff_delay, Backoff};
 pub use container::restart_allowed;
 pub use model::{CircuitBreaker, Config, DeploymentConfig, Desired, ServiceSpec, TaskId};
+pub use observe::RESTART_RETRIES;
 pub use observed::{
     CheckOutcome, CheckResult, ContainerRecord, ContainerState, ExitReason, HealthRecord,
     HealthStatus, Observed, OpKind, Owner, PendingOp, TaskPhase, TaskRecord,

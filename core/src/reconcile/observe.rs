@@ -45,6 +45,8 @@ pub(super) fn apply(
             };
             rec.last_started_at = Some(now);
             rec.stop_requested = false;
+            rec.restart_failures = 0;
+            rec.not_before = None;
             clear(&mut rec.op, &[OpKind::Start, OpKind::Restart]);
             health::on_started(def, rec, now);
         }),
@@ -92,6 +94,9 @@ pub(super) fn apply(
     }
 }
 
+/// Failed in-place restarts retried (after `retry_delay`) before the task stops.
+pub const RESTART_RETRIES: u32 = 3;
+
 #[allow(clippy::too_many_arguments)]
 fn failed(
     observed: &mut Observed,
@@ -126,6 +131,12 @@ fn failed(
         return;
     };
     clear(&mut rec.op, &[op]);
+    if op == OpKind::Restart && rec.restart_failures < RESTART_RETRIES {
+        // Often passing (a full disk, a busy system): tried again before giving up.
+        rec.restart_failures += 1;
+        rec.not_before = Some(after(now, cfg.retry_delay));
+        return;
+    }
     let what = match op {
         OpKind::Pull => "CannotPullContainerError",
         OpKind::Create => "CannotCreateContainerError",

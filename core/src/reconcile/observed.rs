@@ -239,9 +239,12 @@ pub struct ContainerRecord {
     pub stop_requested: bool,
     /// An issued operation not answered yet.
     pub op: Option<PendingOp>,
-    /// No retry of a failed stop before this.
+    /// No retry of a failed stop, or of a failed in-place restart, before this.
     #[serde(with = "opt_instant")]
     pub not_before: Option<Instant>,
+    /// In-place restarts that failed in a row (a full disk, say); reset by a start.
+    #[serde(default)]
+    pub restart_failures: u32,
 }
 
 impl ContainerRecord {
@@ -258,6 +261,7 @@ impl ContainerRecord {
             stop_requested: false,
             op: None,
             not_before: None,
+            restart_failures: 0,
         }
     }
 

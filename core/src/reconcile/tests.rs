@@ -398,6 +398,40 @@ fn restart_in_place_after_the_attempt_period() {
 }
 
 #[test]
+fn restart_that_fails_is_retried_then_the_task_stops() {
+    for (fails, runs) in [(RESTART_RETRIES, true), (RESTART_RETRIES + 1, false)] {
+        let mut app = generate_test_container("app");
+        app.restart_policy = Some(generate_test_restart_policy(60, vec![]));
+        let mut h = one(vec![app]);
+        h.settle();
+        h.now += Duration::from_secs(61);
+        h.restart_fails = fails;
+        h.exit("t1", "app", 1);
+        h.run_for(Duration::from_secs(300));
+        let retries = h
+            .log
+            .iter()
+            .filter(|a| matches!(a, Action::RestartContainer { .. }))
+            .count();
+        assert_eq!(
+            retries as u32,
+            fails.min(RESTART_RETRIES) + 1,
+            "{fails} failures"
+        );
+        if runs {
+            assert!(running(&h, "t1", "app"), "{:?}", h.task("t1"));
+            assert_eq!(h.task("t1").containers[0].restart_failures, 0);
+        } else {
+            assert!(
+                stop_reason(&h, "t1").starts_with("CannotStartContainerError: app: No space left"),
+                "{}",
+                stop_reason(&h, "t1")
+            );
+        }
+    }
+}
+
+#[test]
 fn restart_not_for_ignored_exit_codes() {
     let mut app = generate_test_container("app");
     app.restart_policy = Some(generate_test_restart_policy(60, vec![0]));

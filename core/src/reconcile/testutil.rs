@@ -109,6 +109,8 @@ pub(crate) struct Harness {
     pub now: Instant,
     pub health: BTreeMap<String, Script>,
     pub pull_fails: bool,
+    /// In-place restarts still to fail.
+    pub restart_fails: u32,
     pub log: Vec<Action>,
     pid: u32,
 }
@@ -121,6 +123,7 @@ impl Harness {
             now: Instant::from_secs(1000),
             health: BTreeMap::new(),
             pull_fails: false,
+            restart_fails: 0,
             log: vec![],
             pid: 100,
         }
@@ -150,6 +153,17 @@ impl Harness {
                 } => Observation::ImagePulled { task, container },
                 Action::CreateContainer { task, container } => {
                     Observation::Created { task, container }
+                }
+                Action::RestartContainer {
+                    task, container, ..
+                } if self.restart_fails > 0 => {
+                    self.restart_fails -= 1;
+                    Observation::Failed {
+                        task,
+                        container: Some(container),
+                        op: OpKind::Restart,
+                        error: "No space left on device".into(),
+                    }
                 }
                 Action::StartContainer { task, container }
                 | Action::RestartContainer {
