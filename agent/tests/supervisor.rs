@@ -651,6 +651,32 @@ fn supervisor_full_disk_keeps_the_agent_and_workloads_running() {
     );
 }
 
+/// A second agent on the same state directory would reconcile the same tasks and
+/// remove the first one's work as leftovers: it is refused, naming the first.
+#[test]
+fn supervisor_second_agent_on_the_same_state_dir_is_refused() {
+    let mut h = Harness::new(&[]);
+    start_one_forever(&mut h, "svlock");
+    let container = h.env.wait_running("svlock", "main");
+    let first = h.agent.as_ref().map_or(0, AgentProc::pid);
+    let out = h.env.skerry(&["agent"]).output().expect("second agent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("another skerry agent (pid {first})")),
+        "{err}"
+    );
+    assert!(alive(first as u64));
+    assert_eq!(h.env.wait_running("svlock", "main"), container);
+    // kill -9 frees the lock at once: the next agent starts and adopts.
+    h.kill9();
+    h.start();
+    std::thread::sleep(Duration::from_millis(1500));
+    let next = h.agent.as_ref().map_or(0, AgentProc::pid);
+    assert!(alive(next as u64), "the next agent did not get the lock");
+    assert_eq!(h.env.wait_running("svlock", "main"), container);
+}
+
 /// ECS users found their agent in an endless restart loop on a corrupted state file.
 /// With both copies unreadable, skerry logs it, starts from the desired state, and
 /// keeps running.

@@ -8,6 +8,7 @@
 //!   libcontainer/  libcontainer's own container state, one dir per container id
 //!   desired/       standalone mode: task definitions to keep running
 //!   outbox/        reports (events) in order, until delivered (see `outbox`)
+//!   agent.lock     flock held by the one `skerry agent` of this directory
 //! ```
 
 pub mod atomic;

@@ -10,7 +10,8 @@
 //! turn's events go to the outbox ([`crate::store::outbox`]) and are synced before
 //! the state is saved: a crash in between repeats an event, never loses one.
 //!
-//! Start (crash-only): load the state (checksummed; previous copy if torn), resume
+//! Start (crash-only): take the state directory's lock ([`single`]: one agent per
+//! directory), load the state (checksummed; previous copy if torn), resume
 //! the clock ([`clock`]), re-adopt every container whose monitor lives without
 //! touching it, observe exits that happened while the agent was down, reap lost
 //! containers, remove leftovers ([`cleanup`]), then `READY=1`. SIGHUP re-reads the
@@ -27,6 +28,7 @@ mod executor;
 mod facts;
 pub mod foreground;
 mod ops;
+mod single;
 mod state;
 mod status;
 
@@ -111,6 +113,7 @@ pub fn agent_main(ctx: &Context) -> anyhow::Result<i32> {
     if !ctx.config.is_standalone() {
         anyhow::bail!("mqtt: broker sync is not available in this build yet");
     }
+    let _lock = single::lock_state_dir(ctx.layout.root())?;
     let desired_dir = ctx.config.desired_dir();
     std::fs::create_dir_all(&desired_dir)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", desired_dir.display()))?;
