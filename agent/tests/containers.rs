@@ -600,9 +600,10 @@ fn container_run_honours_health_checks_restart_policy_and_healthy_dependencies()
          "dependsOn": [{"containerName": "db", "condition": "HEALTHY"}],
          "restartPolicy": {"enabled": true, "ignoredExitCodes": [3], "restartAttemptPeriod": 60},
          "mountPoints": [{"sourceVolume": "data", "containerPath": "/data"}],
-         "command": ["sh", "-c", "if [ -f /data/once ]; then echo second; exit 3; fi; touch /data/once; echo first; sleep 4; exit 1"]}]}"#;
+         "command": ["sh", "-c", "if [ -f /data/once ]; then echo second; exit 3; fi; touch /data/once; echo first; sleep 6; exit 1"]}]}"#;
     let p = env.write_task("hc", json);
-    // Time runs 20x: the 5 s interval is 0.25 s, the 60 s restartAttemptPeriod 3 s.
+    // Time runs 20x: the 5 s interval is 0.25 s, the 60 s restartAttemptPeriod 3 s (the
+    // first run lasts 6 s: a late start observation on a loaded machine still counts).
     let out = env
         .skerry(&["run", "--name", "hc"])
         .arg(p)

@@ -215,7 +215,7 @@ fn supervisor_restart_policy_and_essential_exit() {
     let policy = r#""restartPolicy": {"enabled": true, "ignoredExitCodes": [3], "restartAttemptPeriod": 60}"#;
     h.env.put_desired(
         "svrsin.json",
-        &task("rs", &[ctr("main", "sleep 4; exit 1", policy)]),
+        &task("rs", &[ctr("main", "sleep 6; exit 1", policy)]),
     );
     h.env.put_desired(
         "svrsig.json",
