@@ -4,7 +4,6 @@
 //!
 //! Run: `cargo bench -p skerry-core --bench reconcile`.
 
-use std::collections::BTreeMap;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use embassy_time::Instant;
@@ -13,7 +12,7 @@ use skerry_core::reconcile::{
 };
 use skerry_core::spec::{
     ContainerDefinition, Dependency, DependencyCondition, HealthCheck, HealthCommand,
-    LinuxParameters, NamespaceMode, NetworkMode, TaskDefinition,
+    NamespaceMode, NetworkMode, TaskDefinition,
 };
 
 const TASKS: usize = 100;
@@ -22,31 +21,7 @@ const RUNS: usize = 200;
 
 fn container(i: usize) -> ContainerDefinition {
     ContainerDefinition {
-        name: format!("c{i}"),
-        image: format!("registry.local/c{i}:1"),
-        command: None,
-        entry_point: None,
-        environment: BTreeMap::new(),
-        working_directory: None,
-        user: None,
-        cpu_units: 0,
-        memory_mib: None,
-        memory_reservation_mib: None,
         essential: i == 0,
-        stop_timeout: StdDuration::from_secs(30),
-        start_timeout: None,
-        readonly_root_filesystem: false,
-        privileged: false,
-        linux: LinuxParameters::default(),
-        mount_points: vec![],
-        ulimits: vec![],
-        system_controls: BTreeMap::new(),
-        hostname: None,
-        extra_hosts: vec![],
-        dns_servers: vec![],
-        dns_search_domains: vec![],
-        labels: BTreeMap::new(),
-        port_mappings: vec![],
         depends_on: if i == 0 {
             vec![]
         } else {
@@ -62,7 +37,7 @@ fn container(i: usize) -> ContainerDefinition {
             retries: 3,
             start_period: StdDuration::ZERO,
         }),
-        restart_policy: None,
+        ..ContainerDefinition::new(format!("c{i}"), format!("registry.local/c{i}:1"))
     }
 }
 

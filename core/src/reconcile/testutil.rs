@@ -8,41 +8,12 @@ use embassy_time::{Duration, Instant};
 
 use super::*;
 use crate::spec::{
-    ContainerDefinition, HealthCheck, HealthCommand, LinuxParameters, NamespaceMode, NetworkMode,
-    RestartPolicy, TaskDefinition,
+    ContainerDefinition, HealthCheck, HealthCommand, NamespaceMode, NetworkMode, RestartPolicy,
+    TaskDefinition,
 };
 
 pub(crate) fn generate_test_container(name: &str) -> ContainerDefinition {
-    ContainerDefinition {
-        name: name.into(),
-        image: format!("registry.local/{name}:1"),
-        command: None,
-        entry_point: None,
-        environment: BTreeMap::new(),
-        working_directory: None,
-        user: None,
-        cpu_units: 0,
-        memory_mib: None,
-        memory_reservation_mib: None,
-        essential: true,
-        stop_timeout: StdDuration::from_secs(30),
-        start_timeout: None,
-        readonly_root_filesystem: false,
-        privileged: false,
-        linux: LinuxParameters::default(),
-        mount_points: vec![],
-        ulimits: vec![],
-        system_controls: BTreeMap::new(),
-        hostname: None,
-        extra_hosts: vec![],
-        dns_servers: vec![],
-        dns_search_domains: vec![],
-        labels: BTreeMap::new(),
-        port_mappings: vec![],
-        depends_on: vec![],
-        health_check: None,
-        restart_policy: None,
-    }
+    ContainerDefinition::new(name, format!("registry.local/{name}:1"))
 }
 
 pub(crate) fn generate_test_task(containers: Vec<ContainerDefinition>) -> TaskDefinition {

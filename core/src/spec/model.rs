@@ -133,6 +133,44 @@ pub struct ContainerDefinition {
     pub restart_policy: Option<RestartPolicy>,
 }
 
+impl ContainerDefinition {
+    /// A container with only `name` and `image` set and every other field at the
+    /// value the parser gives it when the JSON leaves it out (essential, the default
+    /// stopTimeout, nothing else). For programs and tests that build definitions.
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            image: image.into(),
+            command: None,
+            entry_point: None,
+            environment: BTreeMap::new(),
+            working_directory: None,
+            user: None,
+            cpu_units: 0,
+            memory_mib: None,
+            memory_reservation_mib: None,
+            essential: true,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            start_timeout: None,
+            readonly_root_filesystem: false,
+            privileged: false,
+            linux: LinuxParameters::default(),
+            mount_points: vec![],
+            ulimits: vec![],
+            system_controls: BTreeMap::new(),
+            hostname: None,
+            extra_hosts: vec![],
+            dns_servers: vec![],
+            dns_search_domains: vec![],
+            labels: BTreeMap::new(),
+            port_mappings: vec![],
+            depends_on: vec![],
+            health_check: None,
+            restart_policy: None,
+        }
+    }
+}
+
 /// `user` forms ECS accepts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UserSpec {
