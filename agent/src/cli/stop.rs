@@ -36,13 +36,12 @@ pub fn stop(ctx: &Context, args: StopArgs) -> anyhow::Result<i32> {
             while rec.owner_alive() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            if !ctx.layout.task(&args.task).exists() {
-                println!("{}", args.task);
-                return Ok(0);
-            }
-            if !rec.owner_alive() {
-                // It stopped the task and kept its files (--keep): delete them too.
-                ctx.runtime()?.remove_task(&ctx.images()?, &args.task)?;
+            let gone = !ctx.layout.task(&args.task).exists();
+            if gone || !rec.owner_alive() {
+                if !gone {
+                    // It stopped the task and kept its files (--keep): delete them too.
+                    ctx.runtime()?.remove_task(&ctx.images()?, &args.task)?;
+                }
                 println!("{}", args.task);
                 return Ok(0);
             }

@@ -11,12 +11,13 @@
 
 use std::collections::BTreeMap;
 
-use skerry_core::reconcile::{ContainerState as Rec, ExitReason as CoreExit, Observation, TaskId};
+use skerry_core::reconcile::{
+    ContainerState as Rec, ExitReason as CoreExit, Observation, Reconciler, TaskId,
+};
 
 use super::executor::{Executor, Outcome};
 use super::ops::exited;
 use crate::runtime::{ContainerState, Runtime};
-use skerry_core::reconcile::Reconciler;
 
 /// `exits_seen` key of a container.
 pub fn key(task: &TaskId, container: &str) -> String {

@@ -63,6 +63,8 @@ pub fn run_task(
     let mut exec = Executor::new(ctx.runtime()?, ctx.images()?, tx, owner);
     let mut exits_seen = BTreeMap::new();
     let mut story = Story::default();
+    // The record as its delete was issued (every container ended): a stop on request
+    // forgets the record as soon as the delete is done.
     let mut last: Option<TaskRecord> = None;
     loop {
         if let Ok(Some(info)) = signals.read_signal() {
@@ -83,6 +85,7 @@ pub fn run_task(
                 Action::Report(ev) => story.tell(ev, &definition),
                 Action::DeleteTask { task } => {
                     on_turn();
+                    last = rec.observed().tasks.get(task).cloned();
                     if keep {
                         rec.observe(Observation::TaskDeleted { task: task.clone() }, clock.now());
                         continue;
@@ -94,9 +97,9 @@ pub fn run_task(
         }
         on_turn();
         match rec.observed().tasks.get(&id) {
-            Some(t) if t.phase == TaskPhase::Deleted => return Ok(story.end(t)),
-            Some(t) => last = Some(t.clone()),
-            None => return Ok(story.end_without(last.as_ref())),
+            Some(t) if t.phase == TaskPhase::Deleted => return Ok(story.end(Some(t))),
+            Some(_) => {}
+            None => return Ok(story.end(last.as_ref())),
         }
         let mut timeout = TURN;
         if let Some(at) = wakeup {
@@ -140,12 +143,8 @@ impl Story {
         }
     }
 
-    fn end(self, task: &TaskRecord) -> ForegroundEnd {
-        self.end_without(Some(task))
-    }
-
-    /// The end when the record is gone (a stop on request forgets it at once).
-    fn end_without(self, task: Option<&TaskRecord>) -> ForegroundEnd {
+    /// The end, from the task's last record (`None` if it never got one).
+    fn end(self, task: Option<&TaskRecord>) -> ForegroundEnd {
         let first_essential = || {
             let task = task?;
             task.definition
