@@ -139,6 +139,15 @@ impl Delivery {
         n
     }
 
+    /// The batch [`take`](Self::take) chose last could not be handed to the client:
+    /// forget it, so its records are taken again.
+    pub fn abandon_last(&mut self) {
+        if let Some(Tag::Batch { from, .. }) = self.fifo.back().copied() {
+            self.fifo.pop_back();
+            self.sent = from - 1;
+        }
+    }
+
     /// Another QoS 1 publish (reported state, status) was handed to the client.
     pub fn queued_other(&mut self) {
         self.fifo.push_back(Tag::Other);

@@ -22,6 +22,7 @@ pub mod check;
 pub mod delivery;
 pub mod document;
 pub mod envelope;
+pub mod events;
 pub mod merge;
 pub mod reported;
 pub mod topics;
@@ -29,6 +30,7 @@ pub mod topics;
 pub use check::{check_document, Accepted, Expect, Refusal};
 pub use document::{sign_document, DeploymentDoc, Entry, SignedDocument, Target};
 pub use envelope::{Body, Envelope, Presence, ReportBatch, WireError, SCHEMA};
+pub use events::FleetEvent;
 pub use topics::{TopicError, Topics};
 
 /// Default largest payload: AWS IoT Core's packet limit, 128 KiB. `ctl`, the agent and

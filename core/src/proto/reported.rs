@@ -34,6 +34,8 @@ pub enum ApplyState {
     Applying,
     /// Every task of it launched and every service at its revision and count.
     Applied,
+    /// A service of it was rolled back, or a task could not start.
+    Failed { reason: String },
 }
 
 /// A document the device refused.
