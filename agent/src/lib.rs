@@ -9,10 +9,12 @@
 //! - [`config`]: the agent's TOML configuration.
 //! - [`supervisor`]: keeps the desired tasks running (local directory and fleet documents).
 //! - [`sync`]: the MQTT link (fleet mode): documents in, reports out.
+//! - [`ctl`]: the operator commands (`skerry ctl`): sign, publish, read status and events.
 //! - [`cli`]: argument parsing and dispatch; thin.
 
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod images;
 pub mod notify;
 pub mod report;

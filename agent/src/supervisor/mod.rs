@@ -23,7 +23,7 @@
 
 mod cleanup;
 mod clock;
-mod desired;
+pub(crate) mod desired;
 mod executor;
 mod facts;
 mod fleet;
