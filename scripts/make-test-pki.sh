@@ -12,7 +12,8 @@
 #   OUTDIR/operator.pem  operator.key      CN operator (client auth)
 #   OUTDIR/devices/<id>.pem  <id>.key      CN <id> (client auth), one per DEVICE
 #   OUTDIR/other-ca/ca.pem                 an unrelated CA (CN skerry-other-ca)
-#   OUTDIR/other-ca/intruder.pem .key      CN intruder, signed by the other CA
+#   OUTDIR/other-ca/intruder.pem .key      CN operator, signed by the other CA: a forged
+#                                          operator the broker must refuse
 #
 # Validity: notBefore 2000-01-01, notAfter 2125-12-31, so a clock anywhere from 2000
 # to 2125 (2099 included) accepts them. A clock at 1970 does not: that is the case the
@@ -24,7 +25,7 @@
 # (a topic level of its own) and not starting with `operator` (the operator identity).
 set -euo pipefail
 
-PKI_VERSION=1
+PKI_VERSION=2
 NOT_BEFORE=20000101000000Z
 NOT_AFTER=21251231235959Z
 
@@ -125,7 +126,7 @@ identity "$out/.db/main" "" "$out/ca" skerry-test-ca ext_ca
 identity "$out/.db/main" "$out/ca" "$out/server" localhost ext_server
 identity "$out/.db/main" "$out/ca" "$out/operator" operator ext_client
 identity "$out/.db/other" "" "$out/other-ca/ca" skerry-other-ca ext_ca
-identity "$out/.db/other" "$out/other-ca/ca" "$out/other-ca/intruder" intruder ext_client
+identity "$out/.db/other" "$out/other-ca/ca" "$out/other-ca/intruder" operator ext_client
 for id in "$@"; do
     identity "$out/.db/main" "$out/ca" "$out/devices/$id" "$id" ext_client
 done
