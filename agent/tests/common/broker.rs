@@ -1,31 +1,29 @@
 //! A real mosquitto broker for the fleet tests: mTLS on a loopback port, the fleet's
-//! ACL, persistence in its own directory, started from `broker/mosquitto.conf.in`.
-//! The test PKI (`scripts/make-test-pki.sh`) lives in the target's tmp dir and is
-//! made once and extended with the devices each broker needs; each broker has its own
-//! temp dir (config, ACL, persistence, log). Helpers run Debian's `mosquitto_pub` and
-//! `mosquitto_sub` as a given identity: `operator`, a device id, or [`INTRUDER`]
-//! (CN `operator`, signed by another CA). Payloads cross as hex (`-F %x`) or stdin (`-s`), so binary
-//! bytes come back intact. The broker's log is printed when a test panics (or always
-//! with `SKERRY_BROKER_LOG=1`; `SKERRY_BROKER_DEBUG=1` adds `log_type all`).
+//! ACL, persistence in its own directory, started from `broker/mosquitto.conf.in`,
+//! one temp dir per broker (config, ACL, persistence, log). `identity` makes the PKI
+//! and ACL; `clients` runs Debian's `mosquitto_pub`/`mosquitto_sub` as a given
+//! identity: `operator`, a device id, or [`INTRUDER`] (CN `operator`, signed by another
+//! CA), with binary payloads intact. The broker's log is printed when a test panics
+//! (or always with `SKERRY_BROKER_LOG=1`; `SKERRY_BROKER_DEBUG=1` adds `log_type all`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+mod clients;
+mod identity;
+
+// Not every test binary names them.
+#[allow(unused_imports)]
+pub use clients::Subscriber;
+#[allow(unused_imports)]
+pub use identity::TlsFiles;
 
 /// The operator identity (client certificate CN).
 pub const OPERATOR: &str = "operator";
 /// A forged operator: CN `operator`, signed by the *other* CA. The broker refuses it.
 pub const INTRUDER: &str = "intruder";
-
-/// PEM files a client needs: the CA it trusts for the server, its certificate and key.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
 
 /// One message a subscriber received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,32 +41,6 @@ pub enum Mqtt {
     /// MQTT 3.1.1: a refused publish is acknowledged and dropped; the client does not
     /// know the broker's packet size limit, so it sends oversized packets.
     V311,
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The shared PKI directory, with certificates for `devices` made if missing.
-fn pki(devices: &[&str]) -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let dir = option_env!("CARGO_TARGET_TMPDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join("skerry-test-pki");
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/make-test-pki.sh"))
-        .arg(&dir)
-        .args(devices)
-        .output()
-        .expect("run make-test-pki.sh");
-    assert!(
-        out.status.success(),
-        "make-test-pki.sh {devices:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
 }
 
 /// A mosquitto process and its files. Killed (SIGKILL by pid) on drop.
@@ -91,7 +63,7 @@ impl Broker {
         let devices: Vec<&str> = inventory.iter().map(|(d, _)| *d).collect();
         let mut broker = Broker {
             dir,
-            pki: pki(&devices),
+            pki: identity::pki(&devices),
             fleet: fleet.to_string(),
             port: 0,
             child: None,
@@ -131,45 +103,6 @@ impl Broker {
     /// `skerry/v1/<fleet>/groups/<group>/<leaf>`.
     pub fn group_topic(&self, group: &str, leaf: &str) -> String {
         format!("skerry/v1/{}/groups/{group}/{leaf}", self.fleet)
-    }
-
-    /// The fleet CA (what clients trust for the server).
-    pub fn ca_file(&self) -> PathBuf {
-        self.pki.join("ca.pem")
-    }
-
-    /// The other CA, which signed [`INTRUDER`]'s certificate.
-    pub fn other_ca_file(&self) -> PathBuf {
-        self.pki.join("other-ca/ca.pem")
-    }
-
-    /// CA, certificate and key of `identity` (`operator`, [`INTRUDER`] or a device
-    /// id; a device's certificate is made if missing, even when the ACL omits it).
-    pub fn tls(&self, identity: &str) -> TlsFiles {
-        let base = match identity {
-            OPERATOR => self.pki.join("operator"),
-            INTRUDER => self.pki.join("other-ca/intruder"),
-            id => {
-                let base = self.pki.join("devices").join(id);
-                if !base.with_extension("key").exists() {
-                    pki(&[id]);
-                }
-                base
-            }
-        };
-        TlsFiles {
-            ca: self.ca_file(),
-            cert: base.with_extension("pem"),
-            key: base.with_extension("key"),
-        }
-    }
-
-    /// Rewrites the ACL for a new inventory and makes mosquitto reload it (SIGHUP).
-    pub fn set_inventory(&self, inventory: &[(&str, &[&str])]) {
-        let devices: Vec<&str> = inventory.iter().map(|(d, _)| *d).collect();
-        pki(&devices);
-        self.write_acl(inventory);
-        self.signal(nix::sys::signal::Signal::SIGHUP);
     }
 
     /// The mosquitto pid while it runs.
@@ -234,25 +167,6 @@ impl Broker {
 
     fn log_file(&self) -> PathBuf {
         self.dir.path().join("mosquitto.log")
-    }
-
-    fn write_acl(&self, inventory: &[(&str, &[&str])]) {
-        let entries: Vec<String> = inventory
-            .iter()
-            .map(|(d, g)| format!("{d}:{}", g.join(",")))
-            .collect();
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/make-fleet-acl.sh"))
-            .arg(&self.fleet)
-            .args(&entries)
-            .output()
-            .expect("run make-fleet-acl.sh");
-        assert!(
-            out.status.success(),
-            "make-fleet-acl.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(self.dir.path().join("acl"), &out.stdout).expect("write acl");
     }
 
     /// Writes the config and starts mosquitto; true once it runs, false when it
@@ -340,7 +254,3 @@ impl Drop for Broker {
         self.kill();
     }
 }
-
-mod clients;
-#[allow(unused_imports)] // not every test binary names it
-pub use clients::Subscriber;
