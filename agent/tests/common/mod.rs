@@ -2,6 +2,8 @@
 //! busybox test images imported, and helpers that drive the real `skerry` binary.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
