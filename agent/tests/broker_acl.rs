@@ -247,3 +247,57 @@ fn broker_retained_survives_restart_with_persistence_only() {
         "retained message after a wiped restart: {got:?}"
     );
 }
+
+#[test]
+fn broker_acl_reload_admits_a_new_device() {
+    let b = Broker::start(FLEET, &[("dev-a", &[])]);
+    let t = b.topic("dev-c", "desired");
+    b.publish(OPERATOR, &t, b"for c", true).expect("publish");
+    // dev-c's certificate is valid, but the ACL has no block for it: it reads nothing,
+    // so no marker can end the wait; a second of silence, then the same read passes.
+    assert_eq!(b.sub_retained("dev-c", &t, Duration::from_secs(1)), None);
+    let err = b.publish("dev-c", &b.topic("dev-c", "reported"), b"r", false);
+    assert!(err.expect_err("unknown device writes").contains("0x87"));
+
+    b.set_inventory(&[("dev-a", &[]), ("dev-c", &["g1"])]);
+    assert_eq!(
+        b.sub_retained("dev-c", &t, WAIT).as_deref(),
+        Some(&b"for c"[..])
+    );
+    b.publish("dev-c", &b.topic("dev-c", "reported"), b"r", false)
+        .expect("dev-c writes its reported");
+}
+
+#[test]
+fn broker_keeps_an_offline_session_across_restart_with_persistence_only() {
+    let mut b = two_devices();
+    let events = b.topic("dev-a", "events");
+    let session = ["-c", "-i", "ops-session"];
+    let ops = b
+        .subscribe_with(OPERATOR, &[&events], &session)
+        .expect("subscribe");
+    drop(ops); // killed: the persistent session stays on the broker
+    for n in 0..3u8 {
+        b.publish("dev-a", &events, &[n], false).expect("event");
+    }
+    b.restart(true);
+    let ops = b
+        .subscribe_with(OPERATOR, &[&events], &session)
+        .expect("resubscribe");
+    b.publish("dev-a", &events, b"marker", false)
+        .expect("marker");
+    let got = ops.until(WAIT, |m| m.payload == b"marker");
+    let queued: Vec<Vec<u8>> = got.iter().map(|m| m.payload.clone()).collect();
+    assert_eq!(queued, [vec![0], vec![1], vec![2], b"marker".to_vec()]);
+    drop(ops);
+
+    b.publish("dev-a", &events, b"lost", false).expect("event");
+    b.restart(false);
+    let ops = b
+        .subscribe_with(OPERATOR, &[&events], &session)
+        .expect("resubscribe");
+    b.publish("dev-a", &events, b"marker", false)
+        .expect("marker");
+    let got = ops.until(WAIT, |m| m.payload == b"marker");
+    assert_eq!(got.len(), 1, "a queue survived a wiped restart: {got:?}");
+}
