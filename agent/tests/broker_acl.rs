@@ -301,3 +301,37 @@ fn broker_keeps_an_offline_session_across_restart_with_persistence_only() {
     let got = ops.until(WAIT, |m| m.payload == b"marker");
     assert_eq!(got.len(), 1, "a queue survived a wiped restart: {got:?}");
 }
+
+#[test]
+fn broker_acl_drops_a_last_will_on_another_devices_status() {
+    let b = two_devices();
+    let ops = b
+        .subscribe(OPERATOR, "skerry/v1/plant/+/status")
+        .expect("operator subscribes");
+    let will = |id: &str, topic: &str| {
+        let args = ["-i", id, "--will-topic", topic, "--will-payload", "offline"];
+        b.subscribe_with("dev-a", &[&b.topic("dev-a", "desired")], &args)
+            .expect("dev-a connects with a will")
+    };
+    let forger = will("will-forger", &b.topic("dev-b", "status"));
+    let own = will("will-own", &b.topic("dev-a", "status"));
+    // Killed, so the broker sends the wills; the forger's is handled first, in the
+    // broker's one thread, before it logs the disconnection.
+    drop(forger);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !b
+        .log()
+        .lines()
+        .any(|l| l.contains("will-forger") && l.contains("connection"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no disconnect logged: {}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(own);
+    let got = ops.until(WAIT, |m| m.payload == b"offline");
+    assert_eq!(topics(&got), set(&[b.topic("dev-a", "status")]), "{got:?}");
+}
