@@ -197,22 +197,22 @@ fn broker_refuses_an_identity_from_another_ca() {
 }
 
 #[test]
-fn broker_refuses_a_packet_over_128_kib() {
+fn broker_refuses_a_packet_over_the_cap_and_takes_a_full_128_kib_payload() {
     let b = two_devices();
     let t = b.topic("dev-a", "reported");
     let ops = b.subscribe(OPERATOR, &t).expect("operator subscribes");
     let payload = |n: usize| (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
     // 3.1.1: the client does not learn the broker's limit and sends it anyway.
     let err = b
-        .publish_with("dev-a", &t, &payload(128 * 1024), false, Mqtt::V311)
-        .expect_err("128 KiB payload");
+        .publish_with("dev-a", &t, &payload(133 * 1024), false, Mqtt::V311)
+        .expect_err("133 KiB payload");
     assert!(err.contains("no PUBACK"), "{err}");
     assert!(
         b.log().contains("disconnected due to oversize packet"),
         "{}",
         b.log()
     );
-    let fits = payload(120 * 1024);
+    let fits = payload(128 * 1024);
     b.publish_with("dev-a", &t, &fits, false, Mqtt::V311)
         .expect("120 KiB payload");
     let got = ops.next(WAIT).expect("the 120 KiB message");

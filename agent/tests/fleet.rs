@@ -53,26 +53,50 @@ fn fleet_deploy_update_remove_and_rollback() {
     let _agent = env.agent(&[]);
     let dev = Target::Device("gw1".into());
     let ops = f.dir.path();
-    let web = write(ops, "web.service.json", &service_json("web", "echo v1; sleep 3600"));
+    let web = write(
+        ops,
+        "web.service.json",
+        &service_json("web", "echo v1; sleep 3600"),
+    );
     let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &web]);
     assert!(out.contains("version 1 applied"), "{out}");
     // Read back with a real MQTT client (mosquitto_sub), not only ctl.
-    let r = f.wait_reported("gw1", "web running", 20, |r| running(r, "web") && applied(r, &dev, 1));
-    assert!(r.tasks.iter().any(|t| t.source == "device gw1 v1"), "{r:#?}");
+    let r = f.wait_reported("gw1", "web running", 20, |r| {
+        running(r, "web") && applied(r, &dev, 1)
+    });
+    assert!(
+        r.tasks.iter().any(|t| t.source == "device gw1 v1"),
+        "{r:#?}"
+    );
     // Update: a new revision of the service rolls; the version grows.
     let web2 = write(ops, "web2.json", &task_json("web", "echo v2; sleep 3600"));
-    let out = f.ctl_ok(&["deploy", "--device", "gw1", "--service", "web", "--wait", "60", &web2]);
+    let out = f.ctl_ok(&[
+        "deploy",
+        "--device",
+        "gw1",
+        "--service",
+        "web",
+        "--wait",
+        "60",
+        &web2,
+    ]);
     assert!(out.contains("version 2 applied"), "{out}");
     // A one-off task beside it, then its removal.
     let job = write(ops, "job.json", &task_json("job", "sleep 3600"));
-    f.ctl_ok(&["deploy", "--device", "gw1", "--name", "job", "--wait", "60", &job]);
+    f.ctl_ok(&[
+        "deploy", "--device", "gw1", "--name", "job", "--wait", "60", &job,
+    ]);
     f.wait_reported("gw1", "job running", 20, |r| running(r, "job"));
     f.ctl_ok(&["remove", "--device", "gw1", "job", "--wait", "60"]);
-    f.wait_reported("gw1", "job gone", 30, |r| !running(r, "job") && applied(r, &dev, 4));
+    f.wait_reported("gw1", "job gone", 30, |r| {
+        !running(r, "job") && applied(r, &dev, 4)
+    });
     // Rollback: the previous document (with job) again, under version 5.
     let out = f.ctl_ok(&["rollback", "--device", "gw1", "--wait", "60"]);
     assert!(out.contains("version 5 applied"), "{out}");
-    f.wait_reported("gw1", "job back", 20, |r| running(r, "job") && running(r, "web"));
+    f.wait_reported("gw1", "job back", 20, |r| {
+        running(r, "job") && running(r, "web")
+    });
     // ctl status reads the same; json for scripts.
     let st = f.ctl_ok(&["status", "--output", "json"]);
     let v: serde_json::Value = serde_json::from_str(&st).expect("status json");
@@ -88,7 +112,10 @@ fn fleet_deploy_update_remove_and_rollback() {
         .lines()
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "events out of order: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "events out of order: {seqs:?}"
+    );
     env.stop_all_tasks();
 }
 
@@ -100,25 +127,55 @@ fn fleet_group_deployment_with_device_override() {
     let _aa = a.agent(&[]);
     let _ab = b.agent(&[]);
     let ops = f.dir.path();
-    let app = write(ops, "app.json", &task_json("app", "echo from-group; sleep 3600"));
+    let app = write(
+        ops,
+        "app.json",
+        &task_json("app", "echo from-group; sleep 3600"),
+    );
     let out = f.ctl_ok(&["apply", "--group", "north", &app]);
     assert!(out.contains("version 1"), "{out}");
     let g = Target::Group("north".into());
-    f.wait_reported("gwa", "group doc applied", 60, |r| applied(r, &g, 1) && running(r, "app"));
-    f.wait_reported("gwb", "group doc applied", 60, |r| applied(r, &g, 1) && running(r, "app"));
+    f.wait_reported("gwa", "group doc applied", 60, |r| {
+        applied(r, &g, 1) && running(r, "app")
+    });
+    f.wait_reported("gwb", "group doc applied", 60, |r| {
+        applied(r, &g, 1) && running(r, "app")
+    });
     // gwb overrides `app` with its own document.
     let own = ops.join("own");
     std::fs::create_dir_all(&own).expect("dir");
-    write(&own, "app.json", &task_json("app", "echo from-device; sleep 3600"));
-    f.ctl_ok(&["apply", "--device", "gwb", "--wait", "60", own.to_str().expect("path")]);
+    write(
+        &own,
+        "app.json",
+        &task_json("app", "echo from-device; sleep 3600"),
+    );
+    f.ctl_ok(&[
+        "apply",
+        "--device",
+        "gwb",
+        "--wait",
+        "60",
+        own.to_str().expect("path"),
+    ]);
     let rb = f.wait_reported("gwb", "override runs", 60, |r| {
-        r.tasks.iter().any(|t| t.id == "app" && t.source == "device gwb v1" && t.status == "RUNNING")
+        r.tasks
+            .iter()
+            .any(|t| t.id == "app" && t.source == "device gwb v1" && t.status == "RUNNING")
     });
     let ra = f.reported("gwa").expect("gwa reported");
-    assert!(ra.tasks.iter().any(|t| t.id == "app" && t.source == "group north v1"), "{ra:#?}");
+    assert!(
+        ra.tasks
+            .iter()
+            .any(|t| t.id == "app" && t.source == "group north v1"),
+        "{ra:#?}"
+    );
     assert!(rb.documents.len() == 2, "{rb:#?}");
     // --wait on a group waits for every member.
-    let app2 = write(ops, "app.json", &task_json("app", "echo group-v2; sleep 3600"));
+    let app2 = write(
+        ops,
+        "app.json",
+        &task_json("app", "echo group-v2; sleep 3600"),
+    );
     let out = f.ctl_ok(&["apply", "--group", "north", "--wait", "60", &app2]);
     assert!(out.contains("version 2 applied"), "{out}");
     a.stop_all_tasks();
@@ -127,7 +184,12 @@ fn fleet_group_deployment_with_device_override() {
 
 /// Signs `doc` with a key of its own (not trusted by the devices) unless `key` given.
 fn payload(doc: &DeploymentDoc, key: &ring::signature::Ed25519KeyPair) -> Vec<u8> {
-    Envelope::new("gw1", doc.version, Body::Deployment(sign_document(doc, key))).encode()
+    Envelope::new(
+        "gw1",
+        doc.version,
+        Body::Deployment(sign_document(doc, key)),
+    )
+    .encode()
 }
 
 fn doc(target: Target, version: u64, tasks: Vec<Entry>) -> DeploymentDoc {
@@ -169,7 +231,8 @@ fn base64_decode(s: &str) -> Vec<u8> {
 #[test]
 fn fleet_refuses_bad_documents_and_changes_nothing() {
     let f = Fleet::start(&[("gw1", &["north"]), ("gw2", &[])]);
-    let env = common::TestEnv::with_config(&f.mqtt_section("gw1", &["north"], "max_payload = 16384"));
+    let env =
+        common::TestEnv::with_config(&f.mqtt_section("gw1", &["north"], "max_payload = 16384"));
     let _agent = env.agent(&[]);
     let dev = Target::Device("gw1".into());
     let ops = f.dir.path();
@@ -190,8 +253,11 @@ fn fleet_refuses_bad_documents_and_changes_nothing() {
     let topic = f.broker.topic("gw1", "desired");
     let mut unsigned = sign_document(&doc(dev.clone(), 9, good_task.clone()), &key);
     unsigned.signature.clear();
-    let mut unknown_schema = Envelope::decode(&payload(&doc(dev.clone(), 9, good_task.clone()), &key), usize::MAX)
-        .expect("env");
+    let mut unknown_schema = Envelope::decode(
+        &payload(&doc(dev.clone(), 9, good_task.clone()), &key),
+        usize::MAX,
+    )
+    .expect("env");
     unknown_schema.schema = 42;
     let big = vec![Entry {
         name: "big".into(),
@@ -204,32 +270,61 @@ fn fleet_refuses_bad_documents_and_changes_nothing() {
         json: r#"{"family":"bad","containerDefinitions":[{"name":"c","image":"busybox","memory":32,"colour":"red"}]}"#.into(),
     }];
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("unsigned", Envelope::new("gw1", 9, Body::Deployment(unsigned)).encode()),
-        ("untrusted-key", payload(&doc(dev.clone(), 9, good_task.clone()), &stranger)),
-        ("not-newer", payload(&doc(dev.clone(), 1, good_task.clone()), &key)),
-        ("not-addressed", payload(&doc(Target::Device("gw2".into()), 9, good_task.clone()), &key)),
+        (
+            "unsigned",
+            Envelope::new("gw1", 9, Body::Deployment(unsigned)).encode(),
+        ),
+        (
+            "untrusted-key",
+            payload(&doc(dev.clone(), 9, good_task.clone()), &stranger),
+        ),
+        (
+            "not-newer",
+            payload(&doc(dev.clone(), 1, good_task.clone()), &key),
+        ),
+        (
+            "not-addressed",
+            payload(
+                &doc(Target::Device("gw2".into()), 9, good_task.clone()),
+                &key,
+            ),
+        ),
         ("oversized", big_doc),
         ("malformed", b"\x01\x02garbage bytes".to_vec()),
         ("unknown-schema", unknown_schema.encode()),
         ("invalid", payload(&doc(dev.clone(), 9, bad_field), &key)),
     ];
     for (code, bytes) in &cases {
-        f.broker.publish(OPERATOR, &topic, bytes, true).expect("publish");
+        f.broker
+            .publish(OPERATOR, &topic, bytes, true)
+            .expect("publish");
         let r = f.wait_reported("gw1", &format!("rejection {code}"), 20, |r| {
             r.last_rejection.as_ref().is_some_and(|j| j.code == *code)
         });
         let rej = r.last_rejection.clone().expect("rejection");
         if *code == "invalid" {
-            assert!(rej.reason.contains("colour"), "the refusal names the field: {rej:?}");
+            assert!(
+                rej.reason.contains("colour"),
+                "the refusal names the field: {rej:?}"
+            );
         }
         assert!(running(&r, "keep"), "{code}: {r:#?}");
-        assert!(!r.tasks.iter().any(|t| t.id == "other"), "{code} ran: {r:#?}");
-        assert_eq!(r.documents, before.documents, "{code} changed the stored document");
+        assert!(
+            !r.tasks.iter().any(|t| t.id == "other"),
+            "{code} ran: {r:#?}"
+        );
+        assert_eq!(
+            r.documents, before.documents,
+            "{code} changed the stored document"
+        );
     }
     assert_eq!(pid_of(), pid, "the workload was disturbed");
     let ev = device_events(&env);
     for (code, _) in &cases {
-        assert!(ev.contains(&format!("rejected ({code})")), "no event for {code}:\n{ev}");
+        assert!(
+            ev.contains(&format!("rejected ({code})")),
+            "no event for {code}:\n{ev}"
+        );
     }
     // A replay of the current version's exact bytes is a re-delivery, not an error.
     env.stop_all_tasks();
@@ -242,19 +337,30 @@ fn fleet_newer_version_supersedes_a_stuck_one() {
     let _agent = env.agent(&[]);
     let ops = f.dir.path();
     // An image that is not on the device and cannot be fetched: stuck applying.
-    let stuck = service_json("web", "sleep 3600").replace("busybox:latest", "nowhere.invalid/none:1");
+    let stuck =
+        service_json("web", "sleep 3600").replace("busybox:latest", "nowhere.invalid/none:1");
     let p = write(ops, "web.service.json", &stuck);
     f.ctl_ok(&["apply", "--device", "gw1", &p]);
     let dev = Target::Device("gw1".into());
-    f.wait_reported("gw1", "v1 stored", 20, |r| r.documents.iter().any(|d| d.version == 1));
+    f.wait_reported("gw1", "v1 stored", 20, |r| {
+        r.documents.iter().any(|d| d.version == 1)
+    });
     std::thread::sleep(Duration::from_secs(2));
     let good = write(ops, "web.service.json", &service_json("web", "sleep 3600"));
     let begun = Instant::now();
     f.ctl_ok(&["apply", "--device", "gw1", &good]);
-    f.wait_reported("gw1", "v2 applied", 60, |r| applied(r, &dev, 2) && running(r, "web"));
-    println!("stuck v1 → v2 running in {:.2} s", begun.elapsed().as_secs_f64());
+    f.wait_reported("gw1", "v2 applied", 60, |r| {
+        applied(r, &dev, 2) && running(r, "web")
+    });
+    println!(
+        "stuck v1 → v2 running in {:.2} s",
+        begun.elapsed().as_secs_f64()
+    );
     let ev = device_events(&env);
-    assert!(ev.contains("deployment 2 for device gw1 accepted; version 1 superseded"), "{ev}");
+    assert!(
+        ev.contains("deployment 2 for device gw1 accepted; version 1 superseded"),
+        "{ev}"
+    );
     env.stop_all_tasks();
 }
 
@@ -277,7 +383,9 @@ fn fleet_survives_broker_outages_and_a_broker_that_forgot_everything() {
     f.broker.stop();
     std::thread::sleep(Duration::from_secs(2));
     f.broker.start_again();
-    f.wait_reported("gw1", "v2 after outage", 60, |r| applied(r, &dev, 2) && running(r, "b"));
+    f.wait_reported("gw1", "v2 after outage", 60, |r| {
+        applied(r, &dev, 2) && running(r, "b")
+    });
     let pids = |st: &serde_json::Value| st["tasks"]["a"]["containers"]["main"]["pid"].clone();
     let pid_a = pids(&env.agent_status());
     // The broker loses its retained messages and sessions: workloads untouched, the
@@ -318,4 +426,144 @@ fn fleet_connects_and_applies_with_the_clock_at_1970_and_2099() {
         assert!(out.contains("version 1 applied"), "{label}: {out}");
         env.stop_all_tasks();
     }
+}
+
+/// Decodes the report batches a subscriber got: `(seq, line)` in arrival order.
+fn batches(msgs: &[common::broker::Message]) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for m in msgs {
+        if let Ok(Envelope {
+            body: Body::Reports(b),
+            ..
+        }) = Envelope::decode(&m.payload, usize::MAX)
+        {
+            for (seq, bytes) in b.reports {
+                let line = skerry::report::Report::decode(&bytes)
+                    .map(|r| r.line())
+                    .unwrap_or_default();
+                out.push((seq, line));
+            }
+        }
+    }
+    out
+}
+
+/// Appends `n` reports to the outbox of a stopped agent, as its own turns would.
+fn append_reports(env: &common::TestEnv, n: u64, what: &str, max_bytes: u64) {
+    let limits = skerry::config::OutboxConfig { max_bytes }.limits();
+    let mut o =
+        skerry::store::outbox::Outbox::open(&env.state().join("outbox"), limits).expect("outbox");
+    for i in 0..n {
+        let ev = skerry_core::reconcile::Event::TaskStopped {
+            task: format!("{what}.{i}").as_str().into(),
+            reason: "synthetic report for the drain test".into(),
+        };
+        o.append(&skerry::report::Report::event(ev).encode())
+            .expect("append");
+    }
+    o.sync().expect("sync");
+}
+
+#[test]
+fn fleet_10000_reports_queued_offline_drain_in_order_without_loss_or_duplicates() {
+    let mut f = Fleet::start(&[("gw1", &[])]);
+    let env = f.device("gw1", &[]);
+    let events = f.broker.topic("gw1", "events");
+    // The link is down from the start: the agent runs real tasks offline (their events
+    // queue), is killed with -9, and 10,000 more reports are queued while it is down.
+    f.broker.stop();
+    let mut agent = env.agent(&[]);
+    env.put_desired("crash.service.json", &service_json("crash", "exit 3"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while device_events(&env).matches("exited with code 3").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no crash loop:\n{}",
+            device_events(&env)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    agent.kill9();
+    env.remove_desired("crash.service.json");
+    append_reports(&env, 10_000, "bulk", 8 * 1024 * 1024);
+    let _agent = env.agent(&[]);
+    std::thread::sleep(Duration::from_secs(1));
+    f.broker.start_again();
+    let sub = f.broker.subscribe(OPERATOR, &events).expect("subscribe");
+    let begun = Instant::now();
+    let mut msgs = Vec::new();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|(_, l): &(u64, String)| l.contains("bulk.9999"))
+    {
+        let got = sub.collect(1, Duration::from_secs(90));
+        assert!(
+            !got.is_empty(),
+            "drain stalled after {} reports",
+            seen.len()
+        );
+        msgs.extend(got);
+        seen = batches(&msgs);
+    }
+    let took = begun.elapsed();
+    let mut dedup = skerry_core::proto::delivery::Dedup::default();
+    let fresh: Vec<u64> = seen
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| dedup.fresh(*s))
+        .collect();
+    let first = fresh[0];
+    assert_eq!(first, 1, "reports from the start are there");
+    assert!(
+        fresh.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap or reorder in {} reports",
+        fresh.len()
+    );
+    let bulk = seen.iter().filter(|(_, l)| l.contains("bulk.")).count();
+    assert!(bulk >= 10_000, "{bulk}");
+    println!(
+        "drained {} reports in {} publishes, {:.2} s after the broker came back ({} duplicates dropped)",
+        fresh.len(),
+        msgs.len(),
+        took.as_secs_f64(),
+        seen.len() - fresh.len()
+    );
+    assert!(
+        msgs.len() <= 100 + 20,
+        "{} publishes for {} reports",
+        msgs.len(),
+        fresh.len()
+    );
+    env.stop_all_tasks();
+}
+
+#[test]
+fn fleet_outbox_bound_is_kept_and_the_loss_is_reported() {
+    let mut f = Fleet::start(&[("gw1", &[])]);
+    let env = common::TestEnv::with_config(&format!(
+        "[outbox]\nmax_bytes = 65536\n{}",
+        f.mqtt_section("gw1", &[], "")
+    ));
+    f.broker.stop();
+    append_reports(&env, 5_000, "lost", 65_536);
+    let bytes: u64 = std::fs::read_dir(env.state().join("outbox"))
+        .expect("outbox")
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(bytes <= 65_536 + 16 * 1024, "outbox holds {bytes} bytes");
+    let _agent = env.agent(&[]);
+    f.broker.start_again();
+    let r = f.wait_reported("gw1", "loss reported", 60, |r| r.reports_dropped > 0);
+    println!(
+        "{} reports dropped by the bound, reported",
+        r.reports_dropped
+    );
+    let sub = f
+        .broker
+        .subscribe(OPERATOR, &f.broker.topic("gw1", "events"))
+        .expect("sub");
+    drop(sub);
 }

@@ -27,14 +27,21 @@ impl Fleet {
     /// A broker whose ACL admits `inventory`, and an operator key.
     pub fn start(inventory: &[(&str, &[&str])]) -> Self {
         let broker = Broker::start(FLEET, inventory);
-        let dir = tempfile::Builder::new().prefix("skerry-op-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("skerry-op-")
+            .tempdir()
+            .expect("tempdir");
         let signing_key = dir.path().join("signing.key");
         let out = Command::new(env!("CARGO_BIN_EXE_skerry"))
             .args(["ctl", "keygen", "--out"])
             .arg(&signing_key)
             .output()
             .expect("skerry ctl keygen");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let public_key = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let tls = broker.tls(OPERATOR);
         let ctl_config = dir.path().join("ctl.toml");
@@ -106,7 +113,9 @@ impl Fleet {
     /// The device's retained reported state, read with mosquitto_sub as the operator.
     pub fn reported(&self, device: &str) -> Option<ReportedState> {
         let topic = self.broker.topic(device, "reported");
-        let bytes = self.broker.sub_retained(OPERATOR, &topic, Duration::from_secs(3))?;
+        let bytes = self
+            .broker
+            .sub_retained(OPERATOR, &topic, Duration::from_secs(3))?;
         match Envelope::decode(&bytes, usize::MAX).ok()?.body {
             Body::Reported(r) => Some(r),
             _ => None,
@@ -147,6 +156,9 @@ pub fn task_status<'a>(r: &'a ReportedState, id_prefix: &str) -> Vec<&'a str> {
 
 /// The agent's events (`skerry events`), as text.
 pub fn device_events(env: &TestEnv) -> String {
-    let out = env.skerry(&["events", "-n", "100000"]).output().expect("skerry events");
+    let out = env
+        .skerry(&["events", "-n", "100000"])
+        .output()
+        .expect("skerry events");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
