@@ -53,7 +53,7 @@ pub enum Command {
     Agent(AgentArgs),
     /// Operator commands: sign and publish desired state to devices and groups over
     /// MQTT, read their status and events. `--config` names the ctl config here.
-    Ctl(crate::ctl::CtlArgs),
+    Ctl(Box<crate::ctl::CtlArgs>),
     /// Internal: a container's monitor process.
     #[command(hide = true, subcommand)]
     Monitor(MonitorCommand),
@@ -117,7 +117,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Monitor(MonitorCommand::Exec { dir, timeout, cmd }) => {
             crate::runtime::exec::monitor_exec_main(&dir, timeout, &cmd)
         }
-        Command::Ctl(a) => crate::ctl::ctl_main(cli.config.as_deref(), a),
+        Command::Ctl(a) => crate::ctl::ctl_main(cli.config.as_deref(), *a),
         Command::Init { args } => {
             let args: Vec<String> = args.into_iter().skip_while(|a| a == "--").collect();
             crate::runtime::init::init_main(&args)

@@ -126,7 +126,7 @@ pub async fn run(
 
 /// What the poll task reports.
 enum Polled {
-    Event(Event),
+    Event(Box<Event>),
     Error(String),
 }
 
@@ -138,7 +138,7 @@ async fn poll_forever(mut eventloop: rumqttc::v5::EventLoop, tx: UnboundedSender
                 if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
                     failures = 0;
                 }
-                if tx.send(Polled::Event(ev)).is_err() {
+                if tx.send(Polled::Event(Box::new(ev))).is_err() {
                     return;
                 }
             }
@@ -202,9 +202,11 @@ impl Link {
                 }
                 self.last_refusal = Some(detail);
             }
-            Polled::Event(Event::Incoming(p)) => self.on_packet(p),
-            Polled::Event(Event::Outgoing(Outgoing::Publish(pkid))) => self.delivery.outgoing(pkid),
-            Polled::Event(Event::Outgoing(_)) => {}
+            Polled::Event(ev) => match *ev {
+                Event::Incoming(p) => self.on_packet(p),
+                Event::Outgoing(Outgoing::Publish(pkid)) => self.delivery.outgoing(pkid),
+                Event::Outgoing(_) => {}
+            },
         }
     }
 
