@@ -311,7 +311,22 @@ fn supervise(container_dir: &Path, plan: &LaunchPlan, mut s: Started) -> i32 {
     if let Err(e) = s.container.delete(true) {
         eprintln!("monitor: deleting container {}: {e}", plan.container_id);
     }
+    wake_agent();
     0
+}
+
+/// The environment variable naming the agent's wake-up socket (a unix datagram
+/// socket the agent binds; monitors inherit the variable from it).
+pub const WAKE_SOCKET_ENV: &str = "SKERRY_WAKE_SOCKET";
+
+/// Tells the agent's loop that a container ended, so it need not wait for its next
+/// exit watch (best effort: the watch finds the exit anyway).
+fn wake_agent() {
+    if let Some(path) = std::env::var_os(WAKE_SOCKET_ENV) {
+        if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+            let _ = sock.send_to(b"exit", path);
+        }
+    }
 }
 
 /// Non-blocking reap of the container's init; `None` while it runs.

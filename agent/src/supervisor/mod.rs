@@ -121,11 +121,16 @@ pub fn agent_main(ctx: &Context) -> anyhow::Result<i32> {
     let desired_dir = ctx.config.desired_dir();
     std::fs::create_dir_all(&desired_dir)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", desired_dir.display()))?;
-    // Before any thread exists: workers inherit the blocked mask.
+    // Before any thread exists: workers inherit the blocked mask, monitors the
+    // wake-up socket's name.
     let signals = block_stop_signals()?;
+    let wake_socket = bind_wake_socket(ctx);
     let notifier = Notifier::from_env().with_watchdog(ctx.config.watchdog);
     let begun = StdInstant::now();
     let mut sup = Supervisor::start(ctx, desired_dir)?;
+    if let Some(sock) = wake_socket {
+        sup.listen_for_exits(sock);
+    }
     if let Some(m) = &ctx.config.mqtt {
         sup.connect(ctx, m)?;
     }
@@ -178,7 +183,54 @@ pub fn agent_main(ctx: &Context) -> anyhow::Result<i32> {
     }
 }
 
+/// An answer that carries nothing: it only ends the loop's wait.
+fn wake_up() -> Outcome {
+    Outcome {
+        key: (skerry_core::reconcile::TaskId::from(""), None, "wake"),
+        obs: None,
+        run: None,
+    }
+}
+
+/// Binds `<state>/supervisor/wake.sock`, where monitors say a container ended, and
+/// names it in the environment monitors inherit. `None` (polling only) if it fails.
+fn bind_wake_socket(ctx: &Context) -> Option<std::os::unix::net::UnixDatagram> {
+    let dir = ctx.layout.root().join("supervisor");
+    let path = dir.join("wake.sock");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::remove_file(&path);
+    match std::os::unix::net::UnixDatagram::bind(&path) {
+        Ok(s) => {
+            // Single-threaded here (before the supervisor starts any worker).
+            std::env::set_var(crate::runtime::monitor::WAKE_SOCKET_ENV, &path);
+            Some(s)
+        }
+        Err(e) => {
+            tracing::warn!(socket = %path.display(), error = %e, "no wake-up socket; exits are found by the watch");
+            None
+        }
+    }
+}
+
 impl Supervisor {
+    /// Wakes the loop whenever a monitor reports a container's end.
+    fn listen_for_exits(&self, sock: std::os::unix::net::UnixDatagram) {
+        let waker = self.waker.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wake".into())
+            .spawn(move || {
+                let mut buf = [0u8; 16];
+                while sock.recv(&mut buf).is_ok() {
+                    if waker.send(wake_up()).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no wake-up thread; exits are found by the watch");
+        }
+    }
+
     /// Loads the state, re-adopts, cleans up and makes the first decisions.
     pub fn start(ctx: &Context, desired_dir: PathBuf) -> anyhow::Result<Self> {
         let runtime = ctx.runtime()?;
@@ -370,11 +422,7 @@ impl Supervisor {
             .map_or((0, 0), |o| (o.acked(), o.durable_seq()));
         let waker = self.waker.clone();
         let wake = Box::new(move || {
-            let _ = waker.send(Outcome {
-                key: (skerry_core::reconcile::TaskId::from(""), None, "wake"),
-                obs: None,
-                run: None,
-            });
+            let _ = waker.send(wake_up());
         });
         let l = link::FleetLink::start(ctx, m, acked, durable, wake)?;
         tracing::info!(device = %l.device(), broker = %m.broker, "fleet mode");
