@@ -40,7 +40,12 @@ impl Console {
     pub fn wait_for(&self, needle: &str, n: usize, timeout: Duration) -> Result<String> {
         let start = Instant::now();
         loop {
-            if let Some(line) = self.text().lines().filter(|l| l.contains(needle)).nth(n - 1) {
+            if let Some(line) = self
+                .text()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .nth(n - 1)
+            {
                 return Ok(line.to_owned());
             }
             if start.elapsed() > timeout {

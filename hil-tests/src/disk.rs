@@ -19,7 +19,14 @@ pub fn create_disk(path: &Path, mib: u64) -> Result<()> {
         .map_err(|e| HilError::io("size disk image", path, e))?;
     drop(file);
     let out = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "skerry-state", "-E", "lazy_itable_init=1,lazy_journal_init=1"])
+        .args([
+            "-q",
+            "-F",
+            "-L",
+            "skerry-state",
+            "-E",
+            "lazy_itable_init=1,lazy_journal_init=1",
+        ])
         .arg(path)
         .output()
         .map_err(|e| HilError::io("run mkfs.ext4 (apt-get install e2fsprogs) on", path, e))?;

@@ -51,6 +51,7 @@ impl Default for BootOptions {
 #[derive(Debug)]
 pub struct Board {
     child: Option<Child>,
+    pid_file: PathBuf,
     pub monitor: Monitor,
     pub shell: Shell,
     pub console: Console,
@@ -96,45 +97,86 @@ impl Board {
         let stderr = fs::File::create(&qemu_err)
             .map_err(|e| HilError::io("create QEMU stderr log", &qemu_err, e))?;
         let mut child = Command::new("qemu-system-aarch64")
-            .args(["-M", "virt", "-cpu", "cortex-a57", "-S", "-display", "none", "-no-reboot"])
-            .args(["-smp", &opts.cpus.to_string(), "-m", &opts.memory_mib.to_string()])
+            .args([
+                "-M",
+                "virt",
+                "-cpu",
+                "cortex-a57",
+                "-S",
+                "-display",
+                "none",
+                "-no-reboot",
+            ])
+            .args([
+                "-smp",
+                &opts.cpus.to_string(),
+                "-m",
+                &opts.memory_mib.to_string(),
+            ])
             .arg("-kernel")
             .arg(&files.kernel)
             .arg("-initrd")
             .arg(&files.initrd)
-            .args(["-append", "console=ttyAMA0 rdinit=/init panic=-1 quiet loglevel=4"])
+            .args([
+                "-append",
+                "console=ttyAMA0 rdinit=/init panic=-1 quiet loglevel=4",
+            ])
             // No RTC battery on the board: its clock starts at the epoch.
             .args(["-rtc", "base=1970-01-01T00:00:00"])
             .arg("-serial")
             .arg(format!("file:{}", log.display()))
             .arg("-monitor")
             .arg(format!("unix:{},server=on,wait=off", mon.display()))
-            .args(["-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0"])
+            .args([
+                "-netdev",
+                "user,id=n0",
+                "-device",
+                "virtio-net-device,netdev=n0",
+            ])
             .args(["-device", "virtio-rng-device"])
             .arg("-drive")
-            .arg(format!("file={},format=raw,if=none,id=d0", files.disk.display()))
-            .args(["-device", "virtio-blk-device,drive=d0", "-device", "virtio-serial-device"])
+            .arg(format!(
+                "file={},format=raw,if=none,id=d0",
+                files.disk.display()
+            ))
+            .args([
+                "-device",
+                "virtio-blk-device,drive=d0",
+                "-device",
+                "virtio-serial-device",
+            ])
             .arg("-chardev")
-            .arg(format!("socket,id=hilcmd,path={},server=on,wait=off", cmd.display()))
+            .arg(format!(
+                "socket,id=hilcmd,path={},server=on,wait=off",
+                cmd.display()
+            ))
             .args(["-device", "virtserialport,chardev=hilcmd,name=hil.cmd"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .map_err(|e| HilError::io("start", "qemu-system-aarch64", e))?;
+        // For hil-tests/run's exit trap, should this process die without dropping us.
+        let pid_file = files.work_dir.join("qemu.pid");
+        let _ = fs::write(&pid_file, format!("{}\n", child.id()));
         let ready = wait_for_socket(&mon, &mut child, Duration::from_secs(20))
             .and_then(|()| wait_for_socket(&cmd, &mut child, Duration::from_secs(20)));
         if let Err(e) = ready {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = fs::remove_file(&pid_file);
             let err = fs::read_to_string(&qemu_err).unwrap_or_default();
-            return Err(HilError::Failed(format!("{e}; QEMU stderr: {}", err.trim())));
+            return Err(HilError::Failed(format!(
+                "{e}; QEMU stderr: {}",
+                err.trim()
+            )));
         }
         let mut board = Self {
             monitor: Monitor::connect(&mon)?,
             shell: Shell::connect(&cmd)?,
             console: Console::new(log),
             child: Some(child),
+            pid_file,
             booted_at: Instant::now(),
             boot_number,
         };
@@ -175,6 +217,7 @@ impl Board {
             child
                 .wait()
                 .map_err(|e| HilError::io("reap QEMU", format!("pid {}", child.id()), e))?;
+            let _ = fs::remove_file(&self.pid_file);
         }
         Ok(())
     }

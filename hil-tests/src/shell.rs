@@ -45,7 +45,8 @@ impl Shell {
         let n = self.next;
         self.next += 1;
         let marker = format!("\n@@HIL-END-{n} ");
-        let wire = format!("{{ {cmd}\n}} </dev/null 2>&1; printf '\\n@@HIL-END-{n} %s\\n' \"$?\"\n");
+        let wire =
+            format!("{{ {cmd}\n}} </dev/null 2>&1; printf '\\n@@HIL-END-{n} %s\\n' \"$?\"\n");
         self.stream
             .write_all(wire.as_bytes())
             .map_err(|e| HilError::io("write to command channel", "hil.cmd", e))?;
@@ -62,7 +63,11 @@ impl Shell {
                     self.pending = text.as_bytes()[consumed..].to_vec();
                     // Whatever an earlier timed-out command printed late is dropped here.
                     let out = match out.rfind("\n@@HIL-END-") {
-                        Some(i) => out[i..].split_once('\n').map(|(_, r)| r).unwrap_or("").to_owned(),
+                        Some(i) => out[i..]
+                            .split_once('\n')
+                            .map(|(_, r)| r)
+                            .unwrap_or("")
+                            .to_owned(),
                         None => out,
                     };
                     return Ok(Output { code, text: out });

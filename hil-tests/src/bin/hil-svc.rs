@@ -102,7 +102,9 @@ fn main() {
             let agent = Arc::clone(&agent);
             thread::spawn(move || read_notifications(sock, agent));
         }
-        Err(e) => say(&format!("bind {NOTIFY_SOCKET}: {e} (READY will not be seen)")),
+        Err(e) => say(&format!(
+            "bind {NOTIFY_SOCKET}: {e} (READY will not be seen)"
+        )),
     }
     let mut starts = 0u32;
     loop {

@@ -22,7 +22,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 pub fn board(s: &mut Scenario) -> Result<Duration> {
     let shell = &mut s.board()?.shell;
     let st = "--state-dir /run/skerry-bench";
-    shell.ok(&format!("skerry {st} image import /hil/images/busybox-arm64.tar --name busybox"), CMD)?;
+    shell.ok(
+        &format!("skerry {st} image import /hil/images/busybox-arm64.tar --name busybox"),
+        CMD,
+    )?;
     shell.write_file("/tmp/true.json", tasks::TRUE_TASK)?;
     let mut times = Vec::new();
     for i in 0..RUNS {
@@ -43,13 +46,16 @@ pub fn board(s: &mut Scenario) -> Result<Duration> {
 
 /// On the host: SKERRY_HIL_HOST_SKERRY with SKERRY_TEST_IMAGES/busybox-amd64.tar.
 pub fn host(work_dir: &Path) -> Result<Duration> {
-    let bin = std::env::var("SKERRY_HIL_HOST_SKERRY")
-        .map_err(|_| HilError::Failed("SKERRY_HIL_HOST_SKERRY is not set (hil-tests/run sets it)".into()))?;
-    let images = std::env::var("SKERRY_TEST_IMAGES")
-        .map_err(|_| HilError::Failed("SKERRY_TEST_IMAGES is not set (hil-tests/run sets it)".into()))?;
+    let bin = std::env::var("SKERRY_HIL_HOST_SKERRY").map_err(|_| {
+        HilError::Failed("SKERRY_HIL_HOST_SKERRY is not set (hil-tests/run sets it)".into())
+    })?;
+    let images = std::env::var("SKERRY_TEST_IMAGES").map_err(|_| {
+        HilError::Failed("SKERRY_TEST_IMAGES is not set (hil-tests/run sets it)".into())
+    })?;
     let state = work_dir.join("host-state");
     let task = work_dir.join("true.json");
-    std::fs::write(&task, tasks::TRUE_TASK).map_err(|e| HilError::Failed(format!("write {}: {e}", task.display())))?;
+    std::fs::write(&task, tasks::TRUE_TASK)
+        .map_err(|e| HilError::Failed(format!("write {}: {e}", task.display())))?;
     let run = |args: &[&str]| -> Result<()> {
         let out = Command::new(&bin)
             .arg("--state-dir")

@@ -52,10 +52,15 @@ pub fn step_d_outbox_drain(report: &mut Report, s: &mut Scenario) {
                 return Outcome::Failed(format!("link on: {e}"));
             }
             if let Some(n) = s.events_at_link_off {
-                r.figure("events in the outbox when the link went down", n.to_string());
+                r.figure(
+                    "events in the outbox when the link went down",
+                    n.to_string(),
+                );
             }
         }
-        not_landed("MQTT sync: outbox sender and a host subscriber counting events (events/s figure)")
+        not_landed(
+            "MQTT sync: outbox sender and a host subscriber counting events (events/s figure)",
+        )
     });
 }
 

@@ -18,7 +18,9 @@ pub struct PsRow {
 }
 
 pub fn ps(shell: &mut Shell, state_dir: Option<&str>) -> Result<Vec<PsRow>> {
-    let flag = state_dir.map(|d| format!(" --state-dir {d}")).unwrap_or_default();
+    let flag = state_dir
+        .map(|d| format!(" --state-dir {d}"))
+        .unwrap_or_default();
     let text = shell.ok(&format!("skerry{flag} ps --json"), CMD)?;
     let mut rows = Vec::new();
     for line in text.lines().filter(|l| l.starts_with('{')) {

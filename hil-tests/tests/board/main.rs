@@ -90,7 +90,11 @@ fn setup() -> skerry_hil::Result<Scenario> {
         .map_err(|e| HilError::Failed(format!("create {}: {e}", work_dir.display())))?;
     let disk = work_dir.join("state.img");
     create_disk(&disk, 512)?;
-    println!("work dir {} (state disk {}, formatted once)", work_dir.display(), disk.display());
+    println!(
+        "work dir {} (state disk {}, formatted once)",
+        work_dir.display(),
+        disk.display()
+    );
     Ok(Scenario {
         files: BoardFiles {
             kernel,
@@ -110,7 +114,11 @@ fn print_consoles(s: &Scenario) {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let from = lines.len().saturating_sub(300);
-        println!("\n----- console of boot #{n} ({}), last {} lines", path.display(), lines.len() - from);
+        println!(
+            "\n----- console of boot #{n} ({}), last {} lines",
+            path.display(),
+            lines.len() - from
+        );
         for l in &lines[from..] {
             println!("{l}");
         }

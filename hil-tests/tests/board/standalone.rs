@@ -19,7 +19,9 @@ fn secs(d: Duration) -> String {
 /// Waits for the beat container to run and its heartbeat to move; returns its pid.
 fn wait_beat_running(s: &mut Scenario, after_uptime: f64) -> Result<(String, Duration)> {
     let shell = &mut s.board()?.shell;
-    let ((task, pid), took) = wait_until("beat container running", SLOW, POLL, || running(shell, "beat"))?;
+    let ((task, pid), took) = wait_until("beat container running", SLOW, POLL, || {
+        running(shell, "beat")
+    })?;
     let ((n, up), _) = wait_until("a heartbeat newer than the start", SLOW, POLL, || {
         Ok(heartbeat(shell)?.filter(|(_, up)| *up > after_uptime))
     })?;
@@ -31,16 +33,20 @@ fn wait_beat_running(s: &mut Scenario, after_uptime: f64) -> Result<(String, Dur
 fn heartbeat_moves(s: &mut Scenario) -> Result<()> {
     let shell = &mut s.board()?.shell;
     let (first, _) = wait_until("a heartbeat", SLOW, POLL, || heartbeat(shell))?;
-    let ((n, _), took) = wait_until("the heartbeat to advance", Duration::from_secs(10), POLL, || {
-        Ok(heartbeat(shell)?.filter(|(n, _)| *n > first.0))
-    })?;
+    let ((n, _), took) = wait_until(
+        "the heartbeat to advance",
+        Duration::from_secs(10),
+        POLL,
+        || Ok(heartbeat(shell)?.filter(|(n, _)| *n > first.0)),
+    )?;
     println!("heartbeat advanced #{} -> #{n} in {}", first.0, secs(took));
     Ok(())
 }
 
 fn guest_uptime(s: &mut Scenario) -> Result<f64> {
     let out = s.board()?.shell.ok("cut -d' ' -f1 /proc/uptime", CMD)?;
-    out.parse().map_err(|_| HilError::Failed(format!("/proc/uptime: {out:?}")))
+    out.parse()
+        .map_err(|_| HilError::Failed(format!("/proc/uptime: {out:?}")))
 }
 
 /// (a-standalone) boot → READY → service in the desired dir → running with its limit.
@@ -48,7 +54,10 @@ pub fn step_a_boot_and_service(report: &mut Report, s: &mut Scenario) {
     report.step("a-standalone boot, READY, service running", |r| {
         outcome((|| {
             let ready = s.boot(true)?;
-            r.figure("boot -> agent READY (first boot, images imported)", secs(ready));
+            r.figure(
+                "boot -> agent READY (first boot, images imported)",
+                secs(ready),
+            );
             let at = s.board()?.shell.ok("cat /run/hil/ready", CMD)?;
             println!("hil-svc READY record (agent pid, guest uptime): {at}");
             let start = Instant::now();
@@ -56,7 +65,10 @@ pub fn step_a_boot_and_service(report: &mut Report, s: &mut Scenario) {
                 .shell
                 .write_file(&format!("{DESIRED}/beat.service.json"), tasks::BEAT_SERVICE)?;
             let (_, _) = wait_beat_running(s, 0.0)?;
-            r.figure("service file placed -> container running", secs(start.elapsed()));
+            r.figure(
+                "service file placed -> container running",
+                secs(start.elapsed()),
+            );
             heartbeat_moves(s)?;
             let shell = &mut s.board()?.shell;
             let max = shell.ok("cat /sys/fs/cgroup/skerry/*/beat/memory.max", CMD)?;
@@ -103,12 +115,17 @@ pub fn step_b_offline(report: &mut Report, s: &mut Scenario) {
                 Ok(running(shell, "beat")?.filter(|(_, p)| *p != pid))
             })?;
             let (_, _) = wait_beat_running(s, up)?;
-            r.figure("container killed -> replacement running (offline)", secs(start.elapsed()));
+            r.figure(
+                "container killed -> replacement running (offline)",
+                secs(start.elapsed()),
+            );
             let shell = &mut s.board()?.shell;
             let ev = shell.ok("skerry events -n 12", CMD)?;
             println!("new beat pid {new_pid}; last events:\n{ev}");
             if !ev.contains("/beat exited with code 137") {
-                return Err(HilError::Failed(format!("no exit event for the killed beat in:\n{ev}")));
+                return Err(HilError::Failed(format!(
+                    "no exit event for the killed beat in:\n{ev}"
+                )));
             }
             Ok(())
         })())
@@ -120,17 +137,25 @@ pub fn step_c_power_cut(report: &mut Report, s: &mut Scenario) {
     report.step("c power cut offline, back at 1970", |r| {
         outcome((|| {
             let ready = s.boot(false)?;
-            r.figure("boot -> agent READY (offline, after power cut)", secs(ready));
+            r.figure(
+                "boot -> agent READY (offline, after power cut)",
+                secs(ready),
+            );
             let booted = s.board()?.booted_at;
             let shell = &mut s.board()?.shell;
             let year = shell.ok("date -u +%Y", CMD)?;
             let carrier = shell.ok("cat /sys/class/net/eth0/carrier", CMD)?;
             println!("guest clock year {year}, eth0 carrier {carrier}");
             if year != "1970" || carrier != "0" {
-                return Err(HilError::Failed(format!("want clock 1970 and no link, got {year}, carrier {carrier}")));
+                return Err(HilError::Failed(format!(
+                    "want clock 1970 and no link, got {year}, carrier {carrier}"
+                )));
             }
             wait_beat_running(s, 0.0)?;
-            r.figure("boot -> workload running (no network, from stored state)", secs(booted.elapsed()));
+            r.figure(
+                "boot -> workload running (no network, from stored state)",
+                secs(booted.elapsed()),
+            );
             heartbeat_moves(s)
         })())
     });
@@ -153,8 +178,12 @@ pub fn step_f_armv7(report: &mut Report, s: &mut Scenario) {
             shell.write_file("/tmp/armv7.json", tasks::ARMV7_TASK)?;
             let out = shell.run(&format!("skerry-armv7 {st} run /tmp/armv7.json"), SLOW)?;
             println!("skerry-armv7 run exited {}:\n{}", out.code, out.text.trim());
-            if !v.contains("armv7-unknown-linux-gnueabihf") || out.code != 7 || !out.text.contains("armv7-container-ok") {
-                return Err(HilError::Failed("want an armv7 build running the container to exit 7".into()));
+            let class = shell.ok("od -An -tx1 -j4 -N1 /hil/bin/skerry-armv7 | tr -d ' '", CMD)?;
+            if !v.contains("armv7-unknown-linux-gnueabihf") || class != "01" {
+                return Err(HilError::Failed(format!("want a 32-bit armv7 skerry, got {v:?}, ELF class {class}")));
+            }
+            if out.code != 7 || !out.text.contains("elfclass=01") || !out.text.contains("armv7-container-ok") {
+                return Err(HilError::Failed("want the 32-bit busybox container to run and exit 7".into()));
             }
             Ok(())
         })())
@@ -176,7 +205,9 @@ pub fn step_g_oom(report: &mut Report, s: &mut Scenario) {
             println!("{line}");
             shell.ok(&format!("rm -f {DESIRED}/hog.json"), CMD)?;
             if !line.contains("exited with code 137 (OutOfMemory)") {
-                return Err(HilError::Failed(format!("want 137 (OutOfMemory), got: {line}")));
+                return Err(HilError::Failed(format!(
+                    "want 137 (OutOfMemory), got: {line}"
+                )));
             }
             Ok(())
         })())

@@ -25,7 +25,8 @@ pub const BEAT_SERVICE: &str = r#"{
 /// Memory limit of the beat container, as cgroup v2 `memory.max` must show it.
 pub const BEAT_MEMORY_MAX: &str = "25165824";
 
-/// A one-shot task (ECS RunTask) whose container allocates 64 MiB under a 16 MiB limit.
+/// A one-shot task (ECS RunTask) whose container doubles a string until it is far past
+/// its 16 MiB limit (fast even under TCG).
 pub const OOM_TASK: &str = r#"{
   "family": "hog",
   "requiresCompatibilities": ["EXTERNAL"],
@@ -35,7 +36,7 @@ pub const OOM_TASK: &str = r#"{
     "image": "busybox:latest",
     "essential": true,
     "memory": 16,
-    "command": ["sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived ${#x}"]
+    "command": ["sh", "-c", "exec awk 'BEGIN { s = \"x\"; while (length(s) < 268435456) s = s s; print \"survived\" }'"]
   }]
 }"#;
 
@@ -47,7 +48,8 @@ pub const TRUE_TASK: &str = r#"{
   "containerDefinitions": [{"name": "t", "image": "busybox:latest", "essential": true, "memory": 16, "command": ["true"]}]
 }"#;
 
-/// Run by the armv7 binary from the arm/v7 image: prints the machine and exits 7.
+/// Run by the armv7 binary from the arm/v7 image: prints the ELF class of the busybox
+/// it runs (01 = 32-bit) and exits 7.
 pub const ARMV7_TASK: &str = r#"{
   "family": "armv7-probe",
   "requiresCompatibilities": ["EXTERNAL"],
@@ -57,6 +59,6 @@ pub const ARMV7_TASK: &str = r#"{
     "image": "busybox:latest",
     "essential": true,
     "memory": 16,
-    "command": ["sh", "-c", "echo machine=$(uname -m); echo armv7-container-ok; exit 7"]
+    "command": ["sh", "-c", "echo elfclass=$(od -An -tx1 -j4 -N1 /bin/busybox | tr -d ' '); echo armv7-container-ok; exit 7"]
   }]
 }"#;
