@@ -145,6 +145,7 @@ fn main() {
     standalone::step_a_boot_and_service(&mut report, s);
     fleet::step_a_fleet_apply(&mut report, s);
     standalone::step_b_offline(&mut report, s);
+    standalone::step_agent_restart(&mut report, s);
     standalone::step_c_power_cut(&mut report, s);
     fleet::step_d_outbox_drain(&mut report, s);
     fleet::step_e_rolling_update(&mut report, s);

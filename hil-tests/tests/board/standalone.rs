@@ -236,3 +236,37 @@ pub fn step_figures(report: &mut Report, s: &mut Scenario) {
         })())
     });
 }
+
+/// The agent killed with SIGKILL → hil-svc restarts it → READY again; the running
+/// container is adopted, not restarted (same pid), still with no network.
+pub fn step_agent_restart(report: &mut Report, s: &mut Scenario) {
+    report.step("b2 agent kill -9, restarted, container adopted", |r| {
+        outcome((|| {
+            let board = s.board()?;
+            let readies = board.console.count("HIL-SVC: agent READY");
+            let shell = &mut board.shell;
+            let (_, pid) = running(shell, "beat")?
+                .ok_or_else(|| HilError::Failed("beat is not running".into()))?;
+            let agent = shell.ok("cat /run/hil/agent.pid", CMD)?;
+            shell.ok(&format!("kill -9 {agent}"), CMD)?;
+            let start = Instant::now();
+            board
+                .console
+                .wait_for("HIL-SVC: agent READY", readies + 1, SLOW)?;
+            r.figure(
+                "agent SIGKILLed -> restarted and READY (1 container adopted)",
+                secs(start.elapsed()),
+            );
+            let shell = &mut s.board()?.shell;
+            let now = shell.ok("cat /run/hil/agent.pid", CMD)?;
+            let after = running(shell, "beat")?.map(|(_, p)| p);
+            println!("agent pid {agent} -> {now}; beat pid {pid} -> {after:?}");
+            if now == agent || after.as_deref() != Some(pid.as_str()) {
+                return Err(HilError::Failed(format!(
+                    "want a new agent and the same beat container, got agent {now}, beat {after:?}"
+                )));
+            }
+            heartbeat_moves(s)
+        })())
+    });
+}
