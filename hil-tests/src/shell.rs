@@ -33,11 +33,15 @@ impl Shell {
     pub fn connect(path: &Path) -> Result<Self> {
         let stream = UnixStream::connect(path)
             .map_err(|e| HilError::io("connect to command channel", path, e))?;
-        Ok(Self {
+        Ok(Self::from_stream(stream))
+    }
+
+    fn from_stream(stream: UnixStream) -> Self {
+        Self {
             stream,
             pending: Vec::new(),
             next: 1,
-        })
+        }
     }
 
     /// Runs `cmd` in the guest; fails on timeout (the output so far is in the error).
@@ -63,7 +67,7 @@ impl Shell {
                     self.pending = text.as_bytes()[consumed..].to_vec();
                     // Whatever an earlier timed-out command printed late is dropped here.
                     let out = match out.rfind("\n@@HIL-END-") {
-                        Some(i) => out[i..]
+                        Some(i) => out[i + 1..]
                             .split_once('\n')
                             .map(|(_, r)| r)
                             .unwrap_or("")
@@ -116,5 +120,80 @@ impl Shell {
             "mkdir -p \"$(dirname {path})\" && cat >{path}.hil-tmp <<'HIL_EOF'\n{contents}\nHIL_EOF\nmv {path}.hil-tmp {path} && sync"
         );
         self.ok(&cmd, Duration::from_secs(30)).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::OwnedFd;
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    /// The guest's side, played by the host's own `sh -s` on the other end of a socketpair.
+    fn local_shell() -> (Shell, Child) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let fd = OwnedFd::from(theirs);
+        let child = Command::new("sh")
+            .arg("-s")
+            .stdin(Stdio::from(fd.try_clone().unwrap()))
+            .stdout(Stdio::from(fd))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (Shell::from_stream(ours), child)
+    }
+
+    const T: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn shell_returns_output_and_exit_status_of_each_command() {
+        let (mut sh, mut child) = local_shell();
+        let out = sh
+            .run(
+                "echo one; echo two >&2; exit_with() { return $1; }; exit_with 3",
+                T,
+            )
+            .unwrap();
+        assert_eq!((out.code, out.text.trim()), (3, "one\ntwo"));
+        assert_eq!(sh.ok("printf no-newline", T).unwrap(), "no-newline");
+        assert!(sh
+            .ok("false", T)
+            .unwrap_err()
+            .to_string()
+            .contains("exited 1"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn shell_writes_files_verbatim_through_a_here_document() {
+        let dir = tempfile_dir();
+        let (mut sh, mut child) = local_shell();
+        let path = format!("{dir}/sub/f.json");
+        let text = "{\"a\": \"$HOME `x` \\\\0\"}\nline 2";
+        sh.write_file(&path, text).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{text}\n"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn shell_timeout_is_an_error_and_the_late_answer_does_not_leak_into_the_next() {
+        let (mut sh, mut child) = local_shell();
+        let err = sh
+            .run("sleep 1; echo late", Duration::from_millis(200))
+            .unwrap_err();
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert_eq!(sh.ok("echo next", T).unwrap(), "next");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn tempfile_dir() -> String {
+        let d = std::env::temp_dir().join(format!("skerry-hil-shell-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d.to_string_lossy().into_owned()
     }
 }
