@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the OCI test images skerry's tests import, from Debian's busybox-static, with
 # no network except Debian apt. Needs: umoci skopeo busybox-static (and qemu-user to
-# list the arm64 applets; without it the amd64 list is reused). Run as root (umoci
+# list the arm64 and armhf applets; without it the amd64 list is reused). Run as root (umoci
 # keeps file ownership only as root).
 #
 # Usage: scripts/build-test-images.sh OUTDIR
@@ -10,6 +10,7 @@
 # layout as an OCI archive, for each image:
 #   busybox-amd64   busybox rootfs, Cmd ["/bin/sh"]
 #   busybox-arm64   the same from Debian's arm64 busybox-static (config variant v8)
+#   busybox-armv7   the same from Debian's armhf busybox-static (arm, variant v7)
 #   busybox-multi   an image index holding both platforms
 #   busybox-app     amd64, with image defaults tests override (entrypoint, cmd, env,
 #                   working dir, user)
@@ -40,9 +41,9 @@ exec 9>"$out/.lock"
 flock 9
 
 PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-IMAGES=(busybox-amd64 busybox-arm64 busybox-multi busybox-app busybox-layers)
+IMAGES=(busybox-amd64 busybox-arm64 busybox-armv7 busybox-multi busybox-app busybox-layers)
 
-# --- arm64 busybox-static, through a private apt configuration ----------------------
+# --- arm64 and armhf busybox-static, through a private apt configuration -----------
 
 apt_mirror() {
     local uri=""
@@ -67,9 +68,10 @@ apt_mirror() {
     echo "${uri:-$1}"
 }
 
-fetch_arm64_deb() {
-    local deb
-    deb=$(find "$cache" -maxdepth 1 -name 'busybox-static_*_arm64.deb' | head -n1)
+# fetch_deb ARCH: the busybox-static .deb of a Debian architecture, cached.
+fetch_deb() {
+    local arch=$1 deb
+    deb=$(find "$cache" -maxdepth 1 -name "busybox-static_*_$arch.deb" | head -n1)
     if [[ -n "$deb" ]]; then
         echo "$deb"
         return
@@ -84,10 +86,10 @@ fetch_arm64_deb() {
     : >"$apt/status"
     [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]] &&
         keyring=" signed-by=/usr/share/keyrings/debian-archive-keyring.gpg"
-    echo "deb [arch=arm64$keyring] $mirror $suite main" >"$apt/sources.list"
+    echo "deb [arch=$arch$keyring] $mirror $suite main" >"$apt/sources.list"
     {
-        echo 'APT::Architecture "arm64";'
-        echo 'APT::Architectures { "arm64"; };'
+        echo "APT::Architecture \"$arch\";"
+        echo "APT::Architectures { \"$arch\"; };"
         echo 'APT::Sandbox::User "root";'
         echo 'Acquire::Languages "none";'
         echo "Dir::State \"$apt\";"
@@ -103,17 +105,19 @@ fetch_arm64_deb() {
     } >"$apt/apt.conf"
     APT_CONFIG="$apt/apt.conf" apt-get -qq update >"$apt/update.log" 2>&1 ||
         { cat "$apt/update.log" >&2; exit 1; }
-    (cd "$cache" && APT_CONFIG="$apt/apt.conf" apt-get -qq download busybox-static:arm64 >/dev/null)
+    (cd "$cache" && APT_CONFIG="$apt/apt.conf" apt-get -qq download "busybox-static:$arch" >/dev/null)
     rm -rf "$apt"
-    find "$cache" -maxdepth 1 -name 'busybox-static_*_arm64.deb' | head -n1
+    find "$cache" -maxdepth 1 -name "busybox-static_*_$arch.deb" | head -n1
 }
 
-arm64_deb=$(fetch_arm64_deb)
+arm64_deb=$(fetch_deb arm64)
 [[ -f "$arm64_deb" ]] || { echo "could not download busybox-static:arm64" >&2; exit 1; }
+armhf_deb=$(fetch_deb armhf)
+[[ -f "$armhf_deb" ]] || { echo "could not download busybox-static:armhf" >&2; exit 1; }
 
 # --- idempotency ----------------------------------------------------------------------
 
-stamp=$( { cat "$0" /bin/busybox "$arm64_deb" | sha256sum; umoci --version; } | sha256sum | cut -d' ' -f1)
+stamp=$( { cat "$0" /bin/busybox "$arm64_deb" "$armhf_deb" | sha256sum; umoci --version; } | sha256sum | cut -d' ' -f1)
 complete=1
 for image in "${IMAGES[@]}"; do
     [[ -f "$out/$image/index.json" && -f "$out/$image.tar" ]] || complete=0
@@ -213,6 +217,15 @@ else
     build_busybox "$new/busybox-arm64" arm64 "$arm64_busybox" /bin/busybox
 fi
 set_variant "$new/busybox-arm64" v8
+
+dpkg-deb -x "$armhf_deb" "$work/armhf-deb"
+armhf_busybox="$work/armhf-deb/bin/busybox"
+if command -v qemu-arm >/dev/null; then
+    build_busybox "$new/busybox-armv7" arm "$armhf_busybox" qemu-arm "$armhf_busybox"
+else
+    build_busybox "$new/busybox-armv7" arm "$armhf_busybox" /bin/busybox
+fi
+set_variant "$new/busybox-armv7" v7
 
 # busybox-multi: both images' blobs and an image index tagged latest.
 multi="$new/busybox-multi"
