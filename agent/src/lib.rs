@@ -10,17 +10,22 @@
 //! - [`supervisor`]: keeps the desired tasks running (local directory and fleet documents).
 //! - [`sync`]: the MQTT link (fleet mode): documents in, reports out.
 //! - [`ctl`]: the operator commands (`skerry ctl`): sign, publish, read status and events.
-//! - [`cli`]: argument parsing and dispatch; thin.
+//! - [`context`], [`signals`], [`taskdef`]: what the commands and the supervisor share
+//!   (opened config and stores, stop signals, the task-definition file reader).
+//! - [`cli`]: argument parsing and dispatch; thin. Nothing below it reaches back into it.
 
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod ctl;
 pub mod images;
 pub mod notify;
 pub mod report;
 pub mod runtime;
+pub mod signals;
 pub use skerry_core::spec;
 pub mod store;
 pub mod supervisor;
 pub mod sync;
 pub mod task;
+pub mod taskdef;

@@ -2,7 +2,6 @@
 //! the library modules. Exit codes are chosen on purpose (see [`ExitCode`] use below):
 //! 0 ok, 1 runtime failure, 2 bad input (task definition, config, arguments).
 
-mod context;
 mod events;
 mod image;
 mod logs;
@@ -15,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use context::Context;
+pub use crate::context::Context;
 
 /// skerry: run ECS task definitions on edge gateways, with no Docker and no network.
 #[derive(Debug, Parser)]

@@ -8,18 +8,15 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use skerry_core::spec::{parse_task_definition, validate_name, TaskDefinition};
 
 use super::tail::LogTail;
 use super::Context;
 use crate::runtime::record;
+use crate::signals::block_stop_signals;
 use crate::supervisor::foreground::run_task;
 use crate::task::{new_task_id, Owner, TaskRecord};
-
-/// Largest task definition file accepted.
-pub const MAX_TASK_DEFINITION_BYTES: u64 = 1 << 20;
+use crate::taskdef::read_task_definition_text;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -43,19 +40,6 @@ pub fn load_task_definition(
         .map_err(|e| format!("{}: invalid task definition:\n{e}", path.display()))?;
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
     Ok((def, digest))
-}
-
-/// Reads a task-definition (or service) file, refusing one over
-/// [`MAX_TASK_DEFINITION_BYTES`]; errors name the file.
-pub fn read_task_definition_text(path: &std::path::Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > MAX_TASK_DEFINITION_BYTES {
-        return Err(format!(
-            "{}: larger than {MAX_TASK_DEFINITION_BYTES} bytes",
-            path.display()
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
@@ -148,15 +132,4 @@ fn print_logs(rec: &TaskRecord, ctx: &Context, tails: &mut Vec<LogTail>) {
             }
         }
     }
-}
-
-/// Blocks SIGINT/SIGTERM/SIGHUP and returns a non-blocking signalfd for them.
-/// (Child processes get a clean signal mask: std resets it before exec.)
-pub fn block_stop_signals() -> anyhow::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        mask.add(s);
-    }
-    mask.thread_block().context("blocking signals")?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")
 }

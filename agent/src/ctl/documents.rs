@@ -10,8 +10,8 @@ use serde_json::Value;
 use skerry_core::proto::{DeploymentDoc, Entry};
 use skerry_core::spec::{parse_task_definition, validate_name, ParseOptions};
 
-use crate::cli::run::read_task_definition_text;
 use crate::supervisor::desired::parse_service_text;
+use crate::taskdef::read_task_definition_text;
 
 /// Tasks and services of a document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

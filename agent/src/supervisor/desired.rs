@@ -27,7 +27,7 @@ use skerry_core::reconcile::{
 };
 use skerry_core::spec::{parse_task_definition, validate_name, ParseOptions, TaskDefinition};
 
-use crate::cli::run::read_task_definition_text;
+use crate::taskdef::read_task_definition_text;
 
 const SERVICE_SUFFIX: &str = ".service.json";
 /// Largest `desiredCount` accepted on one device.

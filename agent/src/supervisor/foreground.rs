@@ -22,7 +22,7 @@ use skerry_core::spec::TaskDefinition;
 use super::clock::Clock;
 use super::executor::Executor;
 use super::{facts, reconciler_config};
-use crate::cli::Context;
+use crate::context::Context;
 use crate::task::Owner;
 
 /// Longest wait between two turns: container output is printed this often.

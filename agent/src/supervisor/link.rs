@@ -11,8 +11,8 @@ use skerry_core::reconcile::{Desired, Snapshot};
 
 use super::fleet::{Fleet, Identity};
 use super::reported;
-use crate::cli::Context;
 use crate::config::MqttConfig;
+use crate::context::Context;
 use crate::store::outbox::Outbox;
 use crate::sync::{FromSync, LinkSetup, SyncHandle, ToSync};
 

@@ -44,10 +44,10 @@ use embassy_time::{Duration as EDuration, Instant};
 use sha2::{Digest, Sha256};
 use skerry_core::reconcile::{Action, Config, Desired, Reconciler};
 
-use crate::cli::run::block_stop_signals;
-use crate::cli::Context;
+use crate::context::Context;
 use crate::notify::Notifier;
 use crate::report::Report;
+use crate::signals::block_stop_signals;
 use crate::store::outbox::Outbox;
 use clock::Clock;
 use desired::DesiredDir;
