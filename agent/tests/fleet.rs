@@ -567,3 +567,58 @@ fn fleet_outbox_bound_is_kept_and_the_loss_is_reported() {
         .expect("sub");
     drop(sub);
 }
+
+#[test]
+fn fleet_status_marks_offline_devices_and_broker_refusals_are_errors() {
+    let f = Fleet::start(&[("gw1", &[]), ("gw2", &[])]);
+    // gw2 claims to be gw1's neighbour "gw9": the broker's ACL refuses its reports
+    // (MQTT 5 NotAuthorized), which must surface as an error event, not silence.
+    let liar = common::TestEnv::with_config(&f.mqtt_section("gw2", &[], "device_id = \"gw9\""));
+    let _l = liar.agent(&[]);
+    let env = f.device("gw1", &[]);
+    let mut agent = env.agent(&[]);
+    let dev = Target::Device("gw1".into());
+    let p = write(f.dir.path(), "t.json", &task_json("t", "sleep 3600"));
+    f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &p]);
+    let table = f.ctl_ok(&["status"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("gw1") && l.contains("online")),
+        "{table}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ev = device_events(&liar);
+        if ev.contains("refused a publish: NotAuthorized") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no NotAuthorized event:\n{ev}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The agent dies: its Last Will marks it offline; its last reported state stays.
+    agent.kill9();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let table = f.ctl_ok(&["status"]);
+        if table
+            .lines()
+            .any(|l| l.starts_with("gw1") && l.contains("OFFLINE"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gw1 never marked offline:\n{table}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let r = f.reported("gw1").expect("last reported state kept");
+    assert!(applied(&r, &dev, 1), "{r:#?}");
+    let detail = f.ctl_ok(&["status", "--device", "gw1"]);
+    assert!(
+        detail.contains("OFFLINE") && detail.contains("t "),
+        "{detail}"
+    );
+    env.stop_all_tasks();
+}
