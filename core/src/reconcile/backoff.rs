@@ -96,6 +96,13 @@ impl Backoff {
         });
     }
 
+    /// The service went back to a known-good revision: the failures and the wait they
+    /// earned are forgotten.
+    pub fn forgive(&mut self) {
+        self.on_serving();
+        self.next_launch_at = None;
+    }
+
     /// A task of the service serves: failures are forgiven.
     pub fn on_serving(&mut self) {
         self.consecutive = 0;

@@ -36,6 +36,8 @@ mod service;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_rollback;
+#[cfg(test)]
 mod testutil;
 pub mod time;
 
@@ -47,7 +49,10 @@ use serde::{Deserialize, Serialize};
 pub use actions::{Action, Decision, Event, Observation};
 pub use backoff::{delay as backoff_delay, Backoff};
 pub use container::restart_allowed;
-pub use model::{CircuitBreaker, Config, DeploymentConfig, Desired, ServiceSpec, TaskId};
+pub use model::{
+    default_stability_window, CircuitBreaker, Config, DeploymentConfig, Desired, ServiceSpec,
+    TaskId, MIN_STABILITY_WINDOW,
+};
 pub use observe::RESTART_RETRIES;
 pub use observed::{
     CheckOutcome, CheckResult, ContainerRecord, ContainerState, ExitReason, HealthRecord,
@@ -249,7 +254,7 @@ impl Reconciler {
                 sink.event(Event::TaskLaunched {
                     task: id.clone(),
                     service: None,
-                    revision: def.revision,
+                    revision: def.revision_id(),
                 });
             }
         }

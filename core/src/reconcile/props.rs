@@ -387,6 +387,7 @@ fn run(s: &Scenario) -> BTreeMap<&'static str, u64> {
         minimum_healthy_percent: min,
         maximum_percent: max,
         circuit_breaker: None,
+        stability_window: None,
     };
     if s.breaker {
         spec.deployment.circuit_breaker = Some(CircuitBreaker {
