@@ -9,8 +9,9 @@ use skerry_core::reconcile::{Event, TaskId};
 
 use crate::runtime::logfile::format_rfc3339_ms;
 
-/// The version of the [`Report`] encoding.
-pub const REPORT_SCHEMA: u16 = 1;
+/// The version of the [`Report`] encoding. 2: revisions are [`skerry_core::spec::Revision`]
+/// (ECS number and content digest) instead of a bare number; schema 1 is not read.
+pub const REPORT_SCHEMA: u16 = 2;
 
 /// One report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,8 @@ pub enum ReportBody {
 pub enum ReportError {
     #[error("report schema {0} is newer than this skerry understands ({REPORT_SCHEMA})")]
     Schema(u16),
+    #[error("report schema {0} is older than this skerry reads ({REPORT_SCHEMA}): written before revisions had content digests")]
+    OldSchema(u16),
     #[error("report is not a valid encoding: {0}")]
     Decode(postcard::Error),
 }
@@ -60,6 +63,9 @@ impl Report {
         let (schema, _) = postcard::take_from_bytes::<u16>(bytes).map_err(ReportError::Decode)?;
         if schema > REPORT_SCHEMA {
             return Err(ReportError::Schema(schema));
+        }
+        if schema < REPORT_SCHEMA {
+            return Err(ReportError::OldSchema(schema));
         }
         postcard::from_bytes(bytes).map_err(ReportError::Decode)
     }
@@ -136,11 +142,18 @@ mod tests {
     fn report_newer_schema_and_garbage_are_refused() {
         let mut r = Report::event(Event::DeploymentStarted {
             service: "web".into(),
-            revision: 2,
+            revision: skerry_core::spec::Revision {
+                number: 2,
+                digest: "3f9a2c1e".into(),
+            },
         });
+        assert_eq!(Report::decode(&r.encode()).unwrap(), r);
         r.schema = REPORT_SCHEMA + 1;
         let err = Report::decode(&r.encode()).unwrap_err();
         assert!(err.to_string().contains("newer"), "{err}");
+        r.schema = 1;
+        let err = Report::decode(&r.encode()).unwrap_err();
+        assert!(err.to_string().contains("older"), "{err}");
         assert!(Report::decode(&[0x01, 0xff, 0xff]).is_err());
     }
 

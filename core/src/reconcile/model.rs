@@ -116,7 +116,9 @@ pub fn default_stability_window(def: &TaskDefinition, grace: Duration) -> Durati
         .map(|hc| {
             let round = sum(sum(from_std(hc.interval), from_std(hc.timeout)), grace);
             let rounds = Duration::from_ticks(
-                round.as_ticks().saturating_mul(u64::from(hc.retries.max(1))),
+                round
+                    .as_ticks()
+                    .saturating_mul(u64::from(hc.retries.max(1))),
             );
             sum(from_std(hc.start_period), rounds)
         })

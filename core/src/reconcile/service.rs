@@ -114,7 +114,9 @@ pub(super) fn plan(
     };
     let window = spec.deployment.stability_window(&target, cx.cfg.grace);
     let settled = |t: &TaskRecord| {
-        t.phase == TaskPhase::Active && serving(t) && t.serving_since.is_some_and(|s| now >= after(s, window))
+        t.phase == TaskPhase::Active
+            && serving(t)
+            && t.serving_since.is_some_and(|s| now >= after(s, window))
     };
     for t in cx
         .tasks
@@ -237,7 +239,10 @@ pub(super) fn plan(
     for (_, t) in owned_by(cx.tasks, name).filter(|(_, t)| t.definition == target) {
         if settled(t) {
             settled_new += 1;
-        } else if let Some(since) = t.serving_since.filter(|_| t.phase == TaskPhase::Active && serving(t)) {
+        } else if let Some(since) = t
+            .serving_since
+            .filter(|_| t.phase == TaskPhase::Active && serving(t))
+        {
             sink.wake(after(since, window));
         }
     }

@@ -114,9 +114,11 @@ fn service_revision_crashing_at_start_is_rolled_back_to_the_completed_one() {
     let mut h = demo_service(&v1, (0, 100));
     let v2 = broken(&v1);
     set_definition(&mut h, &v2);
-    h.run_crashing(Duration::from_secs(300), Duration::from_secs(1), |t, _, _| {
-        is_bad(t)
-    });
+    h.run_crashing(
+        Duration::from_secs(300),
+        Duration::from_secs(1),
+        |t, _, _| is_bad(t),
+    );
     let (a, b) = (v1.revision_id(), v2.revision_id());
     assert_ne!(a, b, "told apart without a revision number");
     assert!(h.events().any(
@@ -180,9 +182,11 @@ fn service_crash_after_the_window_is_a_restart_not_a_rollback() {
     assert!(completed(&h, &v2));
     // Every run of v2 now ends 10 s past the window.
     let late = MIN_STABILITY_WINDOW + Duration::from_secs(10);
-    h.run_crashing(Duration::from_secs(600), Duration::from_secs(1), |t, c, now| {
-        is_bad(t) && c.last_started_at.is_some_and(|s| now >= s + late)
-    });
+    h.run_crashing(
+        Duration::from_secs(600),
+        Duration::from_secs(1),
+        |t, c, now| is_bad(t) && c.last_started_at.is_some_and(|s| now >= s + late),
+    );
     assert!(!h.events().any(|e| matches!(
         e,
         Event::DeploymentRolledBack { .. } | Event::DeploymentFailed { .. }
@@ -194,7 +198,9 @@ fn service_crash_after_the_window_is_a_restart_not_a_rollback() {
     assert!(backoffs >= 3, "{backoffs} relaunches under backoff");
     let relaunched = h
         .events()
-        .filter(|e| matches!(e, Event::TaskLaunched { revision, .. } if *revision == v2.revision_id()))
+        .filter(
+            |e| matches!(e, Event::TaskLaunched { revision, .. } if *revision == v2.revision_id()),
+        )
         .count();
     assert!(relaunched >= backoffs, "{relaunched} launches of v2");
     assert!(live_definitions(&h).iter().all(|d| *d == v2));

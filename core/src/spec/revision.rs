@@ -83,7 +83,11 @@ mod tests {
         assert_ne!(a.revision_id(), b.revision_id());
         assert_eq!(a.revision_id().number, 0);
         assert_eq!(a.revision_id().to_string().len(), SHORT_DIGEST_LEN);
-        assert!(a.revision_id().to_string().chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(a
+            .revision_id()
+            .to_string()
+            .chars()
+            .all(|c| c.is_ascii_hexdigit()));
     }
 
     #[test]
