@@ -117,7 +117,7 @@ fn service_revision_crashing_at_start_is_rolled_back_to_the_completed_one() {
     h.run_crashing(
         Duration::from_secs(300),
         Duration::from_secs(1),
-        |t, _, _| is_bad(t),
+        |_, t, _, _| is_bad(t),
     );
     let (a, b) = (v1.revision_id(), v2.revision_id());
     assert_ne!(a, b, "told apart without a revision number");
@@ -159,7 +159,7 @@ fn service_revision_exiting_inside_the_window_is_rolled_back() {
     h.run_crashing(
         Duration::from_secs(400),
         Duration::from_secs(1),
-        |t, c, now| {
+        |_, t, c, now| {
             is_bad(t)
                 && c.last_started_at
                     .is_some_and(|s| now >= s + Duration::from_secs(5))
@@ -185,7 +185,7 @@ fn service_crash_after_the_window_is_a_restart_not_a_rollback() {
     h.run_crashing(
         Duration::from_secs(600),
         Duration::from_secs(1),
-        |t, c, now| is_bad(t) && c.last_started_at.is_some_and(|s| now >= s + late),
+        |_, t, c, now| is_bad(t) && c.last_started_at.is_some_and(|s| now >= s + late),
     );
     assert!(!h.events().any(|e| matches!(
         e,

@@ -219,27 +219,29 @@ impl Harness {
     }
 
     /// Like [`Harness::run_for`] in steps of `step`: before each step settles, every
-    /// running container that `crash` picks (task, container, now) exits with code 1.
+    /// running container that `crash` picks (state, task, container, now) exits with
+    /// code 1.
     pub(crate) fn run_crashing(
         &mut self,
         total: Duration,
         step: Duration,
-        crash: impl Fn(&TaskRecord, &ContainerRecord, Instant) -> bool,
+        crash: impl Fn(&Snapshot, &TaskRecord, &ContainerRecord, Instant) -> bool,
     ) {
         let end = self.now + total;
         self.settle();
         while self.now < end {
             self.now = (self.now + step).min(end);
             let now = self.now;
-            let due: Vec<(TaskId, String)> = self
-                .r
-                .observed()
+            let snap = self.r.snapshot();
+            let crash = &crash;
+            let due: Vec<(TaskId, String)> = snap
+                .observed
                 .tasks
                 .iter()
                 .flat_map(|(id, t)| {
                     t.containers
                         .iter()
-                        .filter(|c| c.is_running() && crash(t, c, now))
+                        .filter(move |c| c.is_running() && crash(snap, t, c, now))
                         .map(move |c| (id.clone(), c.name.clone()))
                 })
                 .collect();
