@@ -14,7 +14,9 @@
 //! [`health`], `backoff` (relaunch backoff, crash loops), `service` (rolling
 //! updates, circuit breaker), [`time`].
 //!
-//! Departures from ECS, on purpose: an unhealthy service task is stopped at once and
+//! Departures from ECS, on purpose: a deployment completes only once its tasks have
+//! served for a stability window (see `service`), so failures inside it still trip the
+//! breaker; an unhealthy service task is stopped at once and
 //! its replacement follows after backoff (ECS may start the replacement first); a
 //! deployment whose
 //! circuit breaker trips with nothing to roll back to keeps relaunching under backoff
