@@ -20,6 +20,21 @@ fn main() {
         "cargo:rustc-env=SKERRY_GIT_COMMIT={commit}{}",
         if dirty { "-dirty" } else { "" }
     );
+    // The commit's time: the floor of the agent's clock for certificate checks.
+    let build_unix = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .or_else(|| {
+            Command::new("git")
+                .args(["log", "-1", "--format=%ct"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+        })
+        .map(|s| s.trim().to_string())
+        .filter(|s| s.parse::<u64>().is_ok())
+        .unwrap_or_else(|| "0".to_string());
+    println!("cargo:rustc-env=SKERRY_BUILD_UNIX={build_unix}");
     println!(
         "cargo:rustc-env=SKERRY_TARGET={}",
         std::env::var("TARGET").unwrap_or_default()

@@ -20,7 +20,7 @@
 //! max_files = 3                   # 1..=100
 //! [outbox]
 //! max_bytes = 8388608             # >= 65536
-//! [mqtt]                          # refused until broker sync lands
+//! [mqtt]                          # broker sync: see crate::sync::config
 //! ```
 
 use std::fmt::Write as _;
@@ -123,7 +123,7 @@ pub struct AgentConfig {
     pub logs: LogConfig,
     /// Reports kept on disk until delivered.
     pub outbox: OutboxConfig,
-    /// Broker sync. Refused by [`AgentConfig::validate`] in this build.
+    /// Broker sync; `None` is the embedded default: standalone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttConfig>,
 }
@@ -165,14 +165,7 @@ impl OutboxConfig {
     }
 }
 
-/// `[mqtt]`: placeholder for broker sync.
-///
-/// Any table is accepted by the parser so that [`AgentConfig::validate`] can
-/// refuse the whole section with one clear message. The MQTT work replaces this
-/// body with typed, `deny_unknown_fields` keys (broker URL, client id, TLS
-/// files) and drops the refusal in `validate`; no other code needs to change.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct MqttConfig {}
+pub use crate::sync::config::MqttConfig;
 
 impl Default for AgentConfig {
     /// The embedded default: standalone, no broker.
@@ -257,7 +250,7 @@ impl AgentConfig {
             .unwrap_or_else(|| self.state_dir.join("desired"))
     }
 
-    /// True when no broker is configured (the only mode of this build).
+    /// True when no broker is configured.
     pub fn is_standalone(&self) -> bool {
         self.mqtt.is_none()
     }
@@ -314,11 +307,9 @@ impl AgentConfig {
                 format!("must be at least 65536, got {}", self.outbox.max_bytes),
             );
         }
-        if self.mqtt.is_some() {
-            return invalid(
-                "mqtt",
-                "broker sync is not available in this build yet".to_string(),
-            );
+        if let Some(m) = &self.mqtt {
+            m.validate()
+                .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;
         }
         Ok(())
     }
@@ -489,13 +480,20 @@ mod tests {
     }
 
     #[test]
-    fn config_mqtt_section_is_refused_for_now() {
-        for text in ["[mqtt]\n", "[mqtt]\nbroker = \"mqtts://x:8883\"\n"] {
-            assert_eq!(
-                err(text),
-                "mqtt: broker sync is not available in this build yet"
-            );
-        }
+    fn config_mqtt_section_is_checked() {
+        let good = format!(
+            "[mqtt]\nbroker = \"mqtts://127.0.0.1:8883\"\nca = \"/c\"\ncert = \"/d\"\nkey = \"/k\"\nfleet = \"acme\"\ntrusted_keys = [\"{}\"]\n",
+            "ab".repeat(32)
+        );
+        let c = AgentConfig::from_toml_str(&good).unwrap();
+        assert!(!c.is_standalone());
+        assert_eq!(c.mqtt.as_ref().unwrap().max_payload, 131072);
+        assert!(err(&good.replace("mqtts:", "mqtt:")).starts_with("mqtt.broker:"));
+        assert!(err(&good.replace("acme", "a/b")).starts_with("mqtt.fleet:"));
+        assert!(err(&format!("{good}groups = [\"g\", \"g\"]\n")).contains("twice"));
+        assert!(err(&good.replace(&"ab".repeat(32), "abc")).starts_with("mqtt.trusted_keys:"));
+        assert!(err("[mqtt]\n").contains("missing field"));
+        assert!(err(&format!("{good}colour = 1\n")).contains("colour"));
     }
 
     #[test]
@@ -539,7 +537,18 @@ mod tests {
     fn config_shipped_file_documents_every_key() {
         let full = AgentConfig {
             desired_dir: Some(PathBuf::from("/x")),
-            mqtt: Some(MqttConfig::default()),
+            mqtt: Some(MqttConfig {
+                broker: "mqtts://b:8883".into(),
+                ca: "/c".into(),
+                cert: "/c".into(),
+                key: "/k".into(),
+                fleet: "f".into(),
+                device_id: Some("d".into()),
+                groups: vec![],
+                trusted_keys: vec![],
+                max_payload: 1,
+                keepalive_secs: 1,
+            }),
             ..AgentConfig::default()
         };
         let serde_json::Value::Object(top) = serde_json::to_value(&full).unwrap() else {

@@ -7,11 +7,14 @@
 //! - [`store`]: the state directory layout, atomic files, and the outbox of reports.
 //! - [`report`]: what the agent tells its operator (events), as stored and sent.
 //! - [`config`]: the agent's TOML configuration.
-//! - [`supervisor`]: keeps the desired tasks running (standalone mode).
+//! - [`supervisor`]: keeps the desired tasks running (local directory and fleet documents).
+//! - [`sync`]: the MQTT link (fleet mode): documents in, reports out.
+//! - [`ctl`]: the operator commands (`skerry ctl`): sign, publish, read status and events.
 //! - [`cli`]: argument parsing and dispatch; thin.
 
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod images;
 pub mod notify;
 pub mod report;
@@ -19,4 +22,5 @@ pub mod runtime;
 pub use skerry_core::spec;
 pub mod store;
 pub mod supervisor;
+pub mod sync;
 pub mod task;

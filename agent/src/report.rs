@@ -29,6 +29,8 @@ pub struct Report {
 pub enum ReportBody {
     /// Something the reconciler decided or saw.
     Event(Event),
+    /// Something the fleet link saw: documents accepted, refused, applied; the link.
+    Fleet(skerry_core::proto::FleetEvent),
 }
 
 /// A stored report that cannot be read.
@@ -70,9 +72,20 @@ impl Report {
         postcard::from_bytes(bytes).map_err(ReportError::Decode)
     }
 
+    /// A fleet report stamped now.
+    pub fn fleet(event: skerry_core::proto::FleetEvent) -> Self {
+        Self {
+            schema: REPORT_SCHEMA,
+            wall_ms: crate::runtime::record::now_ms(),
+            body: ReportBody::Fleet(event),
+        }
+    }
+
     /// The task it is about, if any.
     pub fn task(&self) -> Option<&TaskId> {
-        let ReportBody::Event(e) = &self.body;
+        let ReportBody::Event(e) = &self.body else {
+            return None;
+        };
         match e {
             Event::TaskLaunched { task, .. }
             | Event::ContainerExited { task, .. }
@@ -92,7 +105,9 @@ impl Report {
 
     /// The service it is about, if any (a service task's id starts `<service>.`).
     pub fn service(&self) -> Option<&str> {
-        let ReportBody::Event(e) = &self.body;
+        let ReportBody::Event(e) = &self.body else {
+            return None;
+        };
         match e {
             Event::TaskLaunched { service, .. } => service.as_deref(),
             Event::ServiceBackoff { service, .. }
@@ -107,8 +122,11 @@ impl Report {
 
     /// One line for people: `<time> <text>`.
     pub fn line(&self) -> String {
-        let ReportBody::Event(e) = &self.body;
-        format!("{} {e}", format_rfc3339_ms(self.wall_ms))
+        let at = format_rfc3339_ms(self.wall_ms);
+        match &self.body {
+            ReportBody::Event(e) => format!("{at} {e}"),
+            ReportBody::Fleet(e) => format!("{at} {e}"),
+        }
     }
 }
 

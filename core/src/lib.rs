@@ -1,8 +1,11 @@
 //! skerry's pure core. Nothing here touches the disk, the network or the clock:
 //! - [`spec`]: ECS task definition JSON in, checked model out.
+//! - [`reconcile`]: the reconciler: (desired, observed, now) → actions.
+//! - [`proto`]: the MQTT wire: topics, envelopes, signed documents, delivery rules.
 //!
 //! Kept as its own crate so it builds without tokio or libcontainer, and so its tests
 //! can link embassy-time's mock driver while the agent links the std driver.
 
+pub mod proto;
 pub mod reconcile;
 pub mod spec;

@@ -48,8 +48,12 @@ pub enum Command {
     /// Manage local images.
     #[command(subcommand)]
     Image(image::ImageCommand),
-    /// Run the agent: keep the desired tasks running (standalone: a local directory).
+    /// Run the agent: keep the desired tasks running (a local directory, and the fleet's
+    /// signed documents when [mqtt] is configured).
     Agent(AgentArgs),
+    /// Operator commands: sign and publish desired state to devices and groups over
+    /// MQTT, read their status and events. `--config` names the ctl config here.
+    Ctl(crate::ctl::CtlArgs),
     /// Internal: a container's monitor process.
     #[command(hide = true, subcommand)]
     Monitor(MonitorCommand),
@@ -113,6 +117,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Monitor(MonitorCommand::Exec { dir, timeout, cmd }) => {
             crate::runtime::exec::monitor_exec_main(&dir, timeout, &cmd)
         }
+        Command::Ctl(a) => crate::ctl::ctl_main(cli.config.as_deref(), a),
         Command::Init { args } => {
             let args: Vec<String> = args.into_iter().skip_while(|a| a == "--").collect();
             crate::runtime::init::init_main(&args)

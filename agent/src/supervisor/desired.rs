@@ -168,83 +168,101 @@ impl DesiredDir {
     }
 
     fn parse_service(&self, text: &str) -> Result<ServiceSpec, String> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let raw: RawService = serde_path_to_error::deserialize(de).map_err(|e| {
-            let at = e.path().to_string();
-            format!("invalid service: at {at}: {}", e.inner())
-        })?;
-        let def_text = match &raw.task_definition {
-            serde_json::Value::String(p) => read_task_definition_text(&self.dir.join(p))?,
+        parse_service_text(text, &self.opts, Some(&self.dir))
+    }
+}
+
+/// Parses a service in the desired directory's shape. `base` resolves a
+/// `taskDefinition` given as a file path; without one (a fleet document, whose
+/// definitions `ctl` inlines), a path is refused.
+pub fn parse_service_text(
+    text: &str,
+    opts: &ParseOptions,
+    base: Option<&Path>,
+) -> Result<ServiceSpec, String> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let raw: RawService = serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        format!("invalid service: at {at}: {}", e.inner())
+    })?;
+    let def_text = match &raw.task_definition {
+            serde_json::Value::String(p) => match base {
+                Some(dir) => read_task_definition_text(&dir.join(p))?,
+                None => {
+                    return Err(format!(
+                        "taskDefinition: a file path ({p:?}) cannot be resolved on the device; inline the definition"
+                    ))
+                }
+            },
             v @ serde_json::Value::Object(_) => v.to_string(),
             _ => return Err("taskDefinition: must be an object or a file path".into()),
         };
-        let task_definition = parse_task_definition(&def_text, &self.opts)
-            .map_err(|e| format!("taskDefinition: invalid task definition:\n{e}"))?;
-        if raw.desired_count > MAX_DESIRED_COUNT {
-            return Err(format!(
-                "desiredCount: must be between 0 and {MAX_DESIRED_COUNT}, got {}",
-                raw.desired_count
-            ));
-        }
-        let mut deployment = DeploymentConfig::default();
-        if let Some(d) = raw.deployment_configuration {
-            deployment.minimum_healthy_percent = d.minimum_healthy_percent.unwrap_or(100);
-            deployment.maximum_percent = d.maximum_percent.unwrap_or(200);
-            check_range(
-                "deploymentConfiguration.minimumHealthyPercent",
-                deployment.minimum_healthy_percent,
-                0,
-                100,
-            )?;
-            check_range(
-                "deploymentConfiguration.maximumPercent",
-                deployment.maximum_percent,
-                100,
-                400,
-            )?;
-            if let Some(secs) = d.stability_window_seconds {
-                if secs > 86_400 {
-                    return Err(format!("deploymentConfiguration.stabilityWindowSeconds: must be between 0 and 86400, got {secs}"));
-                }
-                deployment.stability_window = Some(from_std(std::time::Duration::from_secs(secs)));
-            }
-            if let Some(b) = d.deployment_circuit_breaker.filter(|b| b.enable) {
-                let secs = b.deadline_seconds.unwrap_or(600);
-                if !(10..=86_400).contains(&secs) {
-                    return Err(format!("deploymentConfiguration.deploymentCircuitBreaker.deadlineSeconds: must be between 10 and 86400, got {secs}"));
-                }
-                if let Some(t) = b.failure_threshold {
-                    check_range(
-                        "deploymentConfiguration.deploymentCircuitBreaker.failureThreshold",
-                        t,
-                        1,
-                        200,
-                    )?;
-                }
-                deployment.circuit_breaker = Some(CircuitBreaker {
-                    rollback: b.rollback,
-                    failure_threshold: b.failure_threshold,
-                    deadline: from_std(std::time::Duration::from_secs(secs)),
-                });
-                let window = deployment
-                    .stability_window(&task_definition, Config::default().grace)
-                    .as_secs();
-                if window >= secs {
-                    let from = if d.stability_window_seconds.is_some() {
-                        "deploymentConfiguration.stabilityWindowSeconds"
-                    } else {
-                        "the default stability window (from the health check)"
-                    };
-                    return Err(format!("deploymentConfiguration.deploymentCircuitBreaker.deadlineSeconds: {secs} s leaves no time to become stable: {from} is {window} s; raise deadlineSeconds above it or set a shorter stabilityWindowSeconds"));
-                }
-            }
-        }
-        Ok(ServiceSpec {
-            task_definition,
-            desired_count: raw.desired_count,
-            deployment,
-        })
+    let task_definition = parse_task_definition(&def_text, opts)
+        .map_err(|e| format!("taskDefinition: invalid task definition:\n{e}"))?;
+    if raw.desired_count > MAX_DESIRED_COUNT {
+        return Err(format!(
+            "desiredCount: must be between 0 and {MAX_DESIRED_COUNT}, got {}",
+            raw.desired_count
+        ));
     }
+    let mut deployment = DeploymentConfig::default();
+    if let Some(d) = raw.deployment_configuration {
+        deployment.minimum_healthy_percent = d.minimum_healthy_percent.unwrap_or(100);
+        deployment.maximum_percent = d.maximum_percent.unwrap_or(200);
+        check_range(
+            "deploymentConfiguration.minimumHealthyPercent",
+            deployment.minimum_healthy_percent,
+            0,
+            100,
+        )?;
+        check_range(
+            "deploymentConfiguration.maximumPercent",
+            deployment.maximum_percent,
+            100,
+            400,
+        )?;
+        if let Some(secs) = d.stability_window_seconds {
+            if secs > 86_400 {
+                return Err(format!("deploymentConfiguration.stabilityWindowSeconds: must be between 0 and 86400, got {secs}"));
+            }
+            deployment.stability_window = Some(from_std(std::time::Duration::from_secs(secs)));
+        }
+        if let Some(b) = d.deployment_circuit_breaker.filter(|b| b.enable) {
+            let secs = b.deadline_seconds.unwrap_or(600);
+            if !(10..=86_400).contains(&secs) {
+                return Err(format!("deploymentConfiguration.deploymentCircuitBreaker.deadlineSeconds: must be between 10 and 86400, got {secs}"));
+            }
+            if let Some(t) = b.failure_threshold {
+                check_range(
+                    "deploymentConfiguration.deploymentCircuitBreaker.failureThreshold",
+                    t,
+                    1,
+                    200,
+                )?;
+            }
+            deployment.circuit_breaker = Some(CircuitBreaker {
+                rollback: b.rollback,
+                failure_threshold: b.failure_threshold,
+                deadline: from_std(std::time::Duration::from_secs(secs)),
+            });
+            let window = deployment
+                .stability_window(&task_definition, Config::default().grace)
+                .as_secs();
+            if window >= secs {
+                let from = if d.stability_window_seconds.is_some() {
+                    "deploymentConfiguration.stabilityWindowSeconds"
+                } else {
+                    "the default stability window (from the health check)"
+                };
+                return Err(format!("deploymentConfiguration.deploymentCircuitBreaker.deadlineSeconds: {secs} s leaves no time to become stable: {from} is {window} s; raise deadlineSeconds above it or set a shorter stabilityWindowSeconds"));
+            }
+        }
+    }
+    Ok(ServiceSpec {
+        task_definition,
+        desired_count: raw.desired_count,
+        deployment,
+    })
 }
 
 fn check_range(at: &str, v: u32, min: u32, max: u32) -> Result<(), String> {

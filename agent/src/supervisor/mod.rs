@@ -23,11 +23,14 @@
 
 mod cleanup;
 mod clock;
-mod desired;
+pub(crate) mod desired;
 mod executor;
 mod facts;
+mod fleet;
 pub mod foreground;
+mod link;
 mod ops;
+mod reported;
 mod single;
 mod state;
 mod status;
@@ -84,6 +87,10 @@ pub struct Supervisor {
     status_stale: bool,
     state_failing: Failing,
     status_failing: Failing,
+    /// The broker link and fleet documents; `None` standalone.
+    link: Option<link::FleetLink>,
+    /// Sends wake-ups into the loop (the sync thread's messages).
+    waker: mpsc::Sender<Outcome>,
 }
 
 /// A write that may fail turn after turn (a full disk): logged when it starts
@@ -110,9 +117,6 @@ impl Failing {
 
 /// Runs the agent until SIGTERM/SIGINT. Returns the exit code.
 pub fn agent_main(ctx: &Context) -> anyhow::Result<i32> {
-    if !ctx.config.is_standalone() {
-        anyhow::bail!("mqtt: broker sync is not available in this build yet");
-    }
     let _lock = single::lock_state_dir(ctx.layout.root())?;
     let desired_dir = ctx.config.desired_dir();
     std::fs::create_dir_all(&desired_dir)
@@ -122,6 +126,9 @@ pub fn agent_main(ctx: &Context) -> anyhow::Result<i32> {
     let notifier = Notifier::from_env().with_watchdog(ctx.config.watchdog);
     let begun = StdInstant::now();
     let mut sup = Supervisor::start(ctx, desired_dir)?;
+    if let Some(m) = &ctx.config.mqtt {
+        sup.connect(ctx, m)?;
+    }
     let summary = sup.summary();
     tracing::info!(
         adopt_ms = begun.elapsed().as_millis() as u64,
@@ -205,6 +212,7 @@ impl Supervisor {
             }
         };
         let (tx, rx) = mpsc::channel();
+        let waker = tx.clone();
         let owner = crate::task::Owner::Agent {
             source: desired_dir.display().to_string(),
         };
@@ -224,6 +232,8 @@ impl Supervisor {
             status_stale: false,
             state_failing: Failing::default(),
             status_failing: Failing::default(),
+            link: None,
+            waker,
         };
         sup.turn();
         Ok(sup)
@@ -231,8 +241,13 @@ impl Supervisor {
 
     /// One turn: desired state, exit watch, answers, decisions, persist, act.
     pub fn turn(&mut self) {
-        let desired = self.dir.read(self.force_read, &self.desired);
+        let local = self.dir.read(self.force_read, &self.desired);
         self.force_read = false;
+        let mut fleet_events = Vec::new();
+        let desired = match self.link.as_mut() {
+            Some(l) => l.take_messages(local, self.outbox.as_mut(), &mut fleet_events),
+            None => local,
+        };
         if desired != self.desired {
             tracing::info!(
                 tasks = desired.tasks.len(),
@@ -248,8 +263,14 @@ impl Supervisor {
         let now = self.clock.now();
         let decision = self.rec.reconcile(&self.desired, now);
         self.wakeup = decision.next_wakeup;
-        self.keep_reports(&decision.actions);
+        if let Some(l) = self.link.as_mut() {
+            fleet_events.extend(l.fleet.progress(self.rec.snapshot(), &self.desired));
+        }
+        self.keep_reports(&decision.actions, fleet_events);
         self.persist();
+        if let Some(l) = self.link.as_mut() {
+            l.after_turn(self.rec.snapshot(), self.outbox.as_ref());
+        }
         for action in decision.actions {
             match &action {
                 Action::Report(ev) => tracing::info!(event = %ev, "report"),
@@ -277,11 +298,18 @@ impl Supervisor {
     }
 
     /// Appends the decision's events to the outbox and makes them durable.
-    fn keep_reports(&mut self, actions: &[Action]) {
+    fn keep_reports(&mut self, actions: &[Action], fleet: Vec<skerry_core::proto::FleetEvent>) {
         let Some(outbox) = self.outbox.as_mut() else {
             return;
         };
         let mut appended = false;
+        for ev in fleet {
+            tracing::info!(event = %ev, "fleet");
+            match outbox.append(&Report::fleet(ev.clone()).encode()) {
+                Ok(_) => appended = true,
+                Err(e) => tracing::warn!(error = %e, event = %ev, "event not kept"),
+            }
+        }
         for a in actions {
             if let Action::Report(ev) = a {
                 match outbox.append(&Report::event(ev.clone()).encode()) {
@@ -332,6 +360,28 @@ impl Supervisor {
         let saved = self.files.save_status(&view);
         self.status_stale = saved.is_err();
         self.status_failing.note(saved, "writing status failed");
+    }
+
+    /// Starts the broker link (fleet mode): loads the stored documents, then the link.
+    fn connect(&mut self, ctx: &Context, m: &crate::config::MqttConfig) -> anyhow::Result<()> {
+        let (acked, durable) = self
+            .outbox
+            .as_ref()
+            .map_or((0, 0), |o| (o.acked(), o.durable_seq()));
+        let waker = self.waker.clone();
+        let wake = Box::new(move || {
+            let _ = waker.send(Outcome {
+                key: (skerry_core::reconcile::TaskId::from(""), None, "wake"),
+                obs: None,
+                run: None,
+            });
+        });
+        let l = link::FleetLink::start(ctx, m, acked, durable, wake)?;
+        tracing::info!(device = %l.device(), broker = %m.broker, "fleet mode");
+        self.link = Some(l);
+        self.force_read = true;
+        self.turn();
+        Ok(())
     }
 
     /// One line for systemd's STATUS.

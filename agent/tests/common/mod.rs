@@ -2,6 +2,9 @@
 //! busybox test images imported, and helpers that drive the real `skerry` binary.
 #![allow(dead_code)]
 
+pub mod broker;
+pub mod fleet;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
