@@ -197,22 +197,22 @@ fn broker_refuses_an_identity_from_another_ca() {
 }
 
 #[test]
-fn broker_refuses_a_packet_over_128_kib() {
+fn broker_refuses_a_packet_over_the_cap_and_takes_a_full_128_kib_payload() {
     let b = two_devices();
     let t = b.topic("dev-a", "reported");
     let ops = b.subscribe(OPERATOR, &t).expect("operator subscribes");
     let payload = |n: usize| (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
     // 3.1.1: the client does not learn the broker's limit and sends it anyway.
     let err = b
-        .publish_with("dev-a", &t, &payload(128 * 1024), false, Mqtt::V311)
-        .expect_err("128 KiB payload");
+        .publish_with("dev-a", &t, &payload(133 * 1024), false, Mqtt::V311)
+        .expect_err("133 KiB payload");
     assert!(err.contains("no PUBACK"), "{err}");
     assert!(
         b.log().contains("disconnected due to oversize packet"),
         "{}",
         b.log()
     );
-    let fits = payload(120 * 1024);
+    let fits = payload(128 * 1024);
     b.publish_with("dev-a", &t, &fits, false, Mqtt::V311)
         .expect("120 KiB payload");
     let got = ops.next(WAIT).expect("the 120 KiB message");
@@ -246,4 +246,92 @@ fn broker_retained_survives_restart_with_persistence_only() {
         1,
         "retained message after a wiped restart: {got:?}"
     );
+}
+
+#[test]
+fn broker_acl_reload_admits_a_new_device() {
+    let b = Broker::start(FLEET, &[("dev-a", &[])]);
+    let t = b.topic("dev-c", "desired");
+    b.publish(OPERATOR, &t, b"for c", true).expect("publish");
+    // dev-c's certificate is valid, but the ACL has no block for it: it reads nothing,
+    // so no marker can end the wait; a second of silence, then the same read passes.
+    assert_eq!(b.sub_retained("dev-c", &t, Duration::from_secs(1)), None);
+    let err = b.publish("dev-c", &b.topic("dev-c", "reported"), b"r", false);
+    assert!(err.expect_err("unknown device writes").contains("0x87"));
+
+    b.set_inventory(&[("dev-a", &[]), ("dev-c", &["g1"])]);
+    assert_eq!(
+        b.sub_retained("dev-c", &t, WAIT).as_deref(),
+        Some(&b"for c"[..])
+    );
+    b.publish("dev-c", &b.topic("dev-c", "reported"), b"r", false)
+        .expect("dev-c writes its reported");
+}
+
+#[test]
+fn broker_keeps_an_offline_session_across_restart_with_persistence_only() {
+    let mut b = two_devices();
+    let events = b.topic("dev-a", "events");
+    let session = ["-c", "-i", "ops-session"];
+    let ops = b
+        .subscribe_with(OPERATOR, &[&events], &session)
+        .expect("subscribe");
+    drop(ops); // killed: the persistent session stays on the broker
+    for n in 0..3u8 {
+        b.publish("dev-a", &events, &[n], false).expect("event");
+    }
+    b.restart(true);
+    let ops = b
+        .subscribe_with(OPERATOR, &[&events], &session)
+        .expect("resubscribe");
+    b.publish("dev-a", &events, b"marker", false)
+        .expect("marker");
+    let got = ops.until(WAIT, |m| m.payload == b"marker");
+    let queued: Vec<Vec<u8>> = got.iter().map(|m| m.payload.clone()).collect();
+    assert_eq!(queued, [vec![0], vec![1], vec![2], b"marker".to_vec()]);
+    drop(ops);
+
+    b.publish("dev-a", &events, b"lost", false).expect("event");
+    b.restart(false);
+    let ops = b
+        .subscribe_with(OPERATOR, &[&events], &session)
+        .expect("resubscribe");
+    b.publish("dev-a", &events, b"marker", false)
+        .expect("marker");
+    let got = ops.until(WAIT, |m| m.payload == b"marker");
+    assert_eq!(got.len(), 1, "a queue survived a wiped restart: {got:?}");
+}
+
+#[test]
+fn broker_acl_drops_a_last_will_on_another_devices_status() {
+    let b = two_devices();
+    let ops = b
+        .subscribe(OPERATOR, "skerry/v1/plant/+/status")
+        .expect("operator subscribes");
+    let will = |id: &str, topic: &str| {
+        let args = ["-i", id, "--will-topic", topic, "--will-payload", "offline"];
+        b.subscribe_with("dev-a", &[&b.topic("dev-a", "desired")], &args)
+            .expect("dev-a connects with a will")
+    };
+    let forger = will("will-forger", &b.topic("dev-b", "status"));
+    let own = will("will-own", &b.topic("dev-a", "status"));
+    // Killed, so the broker sends the wills; the forger's is handled first, in the
+    // broker's one thread, before it logs the disconnection.
+    drop(forger);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !b
+        .log()
+        .lines()
+        .any(|l| l.contains("will-forger") && l.contains("connection"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no disconnect logged: {}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(own);
+    let got = ops.until(WAIT, |m| m.payload == b"offline");
+    assert_eq!(topics(&got), set(&[b.topic("dev-a", "status")]), "{got:?}");
 }

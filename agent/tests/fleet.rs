@@ -427,3 +427,143 @@ fn fleet_connects_and_applies_with_the_clock_at_1970_and_2099() {
         env.stop_all_tasks();
     }
 }
+
+/// Decodes the report batches a subscriber got: `(seq, line)` in arrival order.
+fn batches(msgs: &[common::broker::Message]) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for m in msgs {
+        if let Ok(Envelope {
+            body: Body::Reports(b),
+            ..
+        }) = Envelope::decode(&m.payload, usize::MAX)
+        {
+            for (seq, bytes) in b.reports {
+                let line = skerry::report::Report::decode(&bytes)
+                    .map(|r| r.line())
+                    .unwrap_or_default();
+                out.push((seq, line));
+            }
+        }
+    }
+    out
+}
+
+/// Appends `n` reports to the outbox of a stopped agent, as its own turns would.
+fn append_reports(env: &common::TestEnv, n: u64, what: &str, max_bytes: u64) {
+    let limits = skerry::config::OutboxConfig { max_bytes }.limits();
+    let mut o =
+        skerry::store::outbox::Outbox::open(&env.state().join("outbox"), limits).expect("outbox");
+    for i in 0..n {
+        let ev = skerry_core::reconcile::Event::TaskStopped {
+            task: format!("{what}.{i}").as_str().into(),
+            reason: "synthetic report for the drain test".into(),
+        };
+        o.append(&skerry::report::Report::event(ev).encode())
+            .expect("append");
+    }
+    o.sync().expect("sync");
+}
+
+#[test]
+fn fleet_10000_reports_queued_offline_drain_in_order_without_loss_or_duplicates() {
+    let mut f = Fleet::start(&[("gw1", &[])]);
+    let env = f.device("gw1", &[]);
+    let events = f.broker.topic("gw1", "events");
+    // The link is down from the start: the agent runs real tasks offline (their events
+    // queue), is killed with -9, and 10,000 more reports are queued while it is down.
+    f.broker.stop();
+    let mut agent = env.agent(&[]);
+    env.put_desired("crash.service.json", &service_json("crash", "exit 3"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while device_events(&env).matches("exited with code 3").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no crash loop:\n{}",
+            device_events(&env)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    agent.kill9();
+    env.remove_desired("crash.service.json");
+    append_reports(&env, 10_000, "bulk", 8 * 1024 * 1024);
+    let _agent = env.agent(&[]);
+    std::thread::sleep(Duration::from_secs(1));
+    f.broker.start_again();
+    let sub = f.broker.subscribe(OPERATOR, &events).expect("subscribe");
+    let begun = Instant::now();
+    let mut msgs = Vec::new();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|(_, l): &(u64, String)| l.contains("bulk.9999"))
+    {
+        let got = sub.collect(1, Duration::from_secs(90));
+        assert!(
+            !got.is_empty(),
+            "drain stalled after {} reports",
+            seen.len()
+        );
+        msgs.extend(got);
+        seen = batches(&msgs);
+    }
+    let took = begun.elapsed();
+    let mut dedup = skerry_core::proto::delivery::Dedup::default();
+    let fresh: Vec<u64> = seen
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| dedup.fresh(*s))
+        .collect();
+    let first = fresh[0];
+    assert_eq!(first, 1, "reports from the start are there");
+    assert!(
+        fresh.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap or reorder in {} reports",
+        fresh.len()
+    );
+    let bulk = seen.iter().filter(|(_, l)| l.contains("bulk.")).count();
+    assert!(bulk >= 10_000, "{bulk}");
+    println!(
+        "drained {} reports in {} publishes, {:.2} s after the broker came back ({} duplicates dropped)",
+        fresh.len(),
+        msgs.len(),
+        took.as_secs_f64(),
+        seen.len() - fresh.len()
+    );
+    assert!(
+        msgs.len() <= 100 + 20,
+        "{} publishes for {} reports",
+        msgs.len(),
+        fresh.len()
+    );
+    env.stop_all_tasks();
+}
+
+#[test]
+fn fleet_outbox_bound_is_kept_and_the_loss_is_reported() {
+    let mut f = Fleet::start(&[("gw1", &[])]);
+    let env = common::TestEnv::with_config(&format!(
+        "[outbox]\nmax_bytes = 65536\n{}",
+        f.mqtt_section("gw1", &[], "")
+    ));
+    f.broker.stop();
+    append_reports(&env, 5_000, "lost", 65_536);
+    let bytes: u64 = std::fs::read_dir(env.state().join("outbox"))
+        .expect("outbox")
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(bytes <= 65_536 + 16 * 1024, "outbox holds {bytes} bytes");
+    let _agent = env.agent(&[]);
+    f.broker.start_again();
+    let r = f.wait_reported("gw1", "loss reported", 60, |r| r.reports_dropped > 0);
+    println!(
+        "{} reports dropped by the bound, reported",
+        r.reports_dropped
+    );
+    let sub = f
+        .broker
+        .subscribe(OPERATOR, &f.broker.topic("gw1", "events"))
+        .expect("sub");
+    drop(sub);
+}

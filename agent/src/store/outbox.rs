@@ -145,6 +145,12 @@ impl Outbox {
             .max()
             .unwrap_or(1)
             .max(acked + 1);
+        // Reports deleted undelivered before this open (the bound, while another
+        // process or an earlier run wrote): the gap between the acked mark and the
+        // oldest stored report.
+        let dropped = segments
+            .first()
+            .map_or(0, |s| s.first_seq.saturating_sub(acked + 1));
         let mut outbox = Self {
             dir: dir.to_path_buf(),
             limits,
@@ -153,7 +159,7 @@ impl Outbox {
             next_seq,
             durable: next_seq - 1,
             acked,
-            dropped: 0,
+            dropped,
         };
         outbox.trim_acked()?;
         Ok(outbox)
@@ -570,6 +576,13 @@ mod tests {
         assert_eq!(o.dropped() + left.len() as u64, 200);
         // What is left is in order, with no gap.
         assert!(left.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        // The loss is still counted after a restart: it is the gap below the oldest.
+        let dropped = o.dropped();
+        drop(o);
+        assert_eq!(
+            Outbox::open(dir.path(), small()).unwrap().dropped(),
+            dropped
+        );
     }
 
     proptest::proptest! {

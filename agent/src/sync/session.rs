@@ -49,8 +49,13 @@ fn options(s: &LinkSetup) -> MqttOptions {
     o.set_keep_alive(Duration::from_secs(s.keepalive_secs));
     o.set_clean_start(false);
     o.set_session_expiry_interval(Some(7 * 24 * 3600));
-    // Incoming packets up to the size cap plus the header; rumqttc's default is 10 KiB.
-    o.set_max_packet_size(Some((s.max_payload + 1024) as u32));
+    // rumqttc's default is 10 KiB. The limit sent to the broker is at least the fleet
+    // cap (AWS IoT Core's 128 KiB) plus headers, so a payload over this device's own
+    // smaller cap still arrives and is refused by name (an MQTT 5 broker silently drops
+    // what exceeds the client's limit); anything larger never reaches the device, so a
+    // huge retained message cannot make it reconnect for ever.
+    let limit = s.max_payload.max(skerry_core::proto::MAX_PAYLOAD) + 4096;
+    o.set_max_packet_size(Some(limit as u32));
     o.set_outgoing_inflight_upper_limit(Limits::default().max_inflight as u16 + 4);
     let will = Envelope::new(&s.device, 0, Body::Status(Presence::Offline)).encode();
     o.set_last_will(LastWill::new(

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::{Broker, INTRUDER, OPERATOR};
 
@@ -75,12 +76,24 @@ impl Broker {
         }
     }
 
-    /// Rewrites the ACL for a new inventory and makes mosquitto reload it (SIGHUP).
+    /// Rewrites the ACL for a new inventory and makes mosquitto reload it (SIGHUP);
+    /// returns once it logged the reload (connections after that see the new ACL;
+    /// mosquitto reloads in its one thread, right after that line).
     pub fn set_inventory(&self, inventory: &[(&str, &[&str])]) {
+        const RELOAD: &str = "Reloading config.";
         let devices: Vec<&str> = inventory.iter().map(|(d, _)| *d).collect();
         pki(&devices);
         self.write_acl(inventory);
+        let before = self.log().matches(RELOAD).count();
         self.signal(nix::sys::signal::Signal::SIGHUP);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log().matches(RELOAD).count() == before {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not reload its ACL"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub(super) fn write_acl(&self, inventory: &[(&str, &[&str])]) {
