@@ -175,6 +175,40 @@ mod tests {
         assert!(Report::decode(&[0x01, 0xff, 0xff]).is_err());
     }
 
+    /// Schema 2 as stored and sent: a rollback event, byte for byte.
+    #[test]
+    fn report_schema_2_golden_bytes_decode() {
+        let mut golden = vec![2, 1, 0, 10, 3];
+        golden.extend(b"web");
+        golden.extend([0, 8]);
+        golden.extend(b"3e5c9b38");
+        golden.extend([3, 8]);
+        golden.extend(b"c0532c72");
+        golden.extend([1, b'x']);
+        let r = Report::decode(&golden).unwrap();
+        let rev = |number, digest: &str| skerry_core::spec::Revision {
+            number,
+            digest: digest.into(),
+        };
+        assert_eq!(
+            r,
+            Report {
+                schema: 2,
+                wall_ms: 1,
+                body: ReportBody::Event(Event::DeploymentRolledBack {
+                    service: "web".into(),
+                    from: rev(0, "3e5c9b38"),
+                    to: rev(3, "c0532c72"),
+                    reason: "x".into(),
+                }),
+            }
+        );
+        assert_eq!(r.encode(), golden);
+        assert!(r
+            .line()
+            .ends_with("service web: rolled back from revision 3e5c9b38 to 3 (c0532c72): x"));
+    }
+
     #[test]
     fn report_line_has_time_and_text() {
         let mut r = Report::event(Event::TaskStopped {
