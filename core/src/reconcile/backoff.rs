@@ -97,10 +97,16 @@ impl Backoff {
     }
 
     /// The service went back to a known-good revision: the failures and the wait they
-    /// earned are forgotten.
-    pub fn forgive(&mut self) {
+    /// earned are forgotten, except the floor after the latest failure.
+    pub fn forgive(&mut self, floor: Duration) {
+        let earliest = self
+            .recent
+            .back()
+            .map(|&t| after(Instant::from_ticks(t), floor));
+        if let (Some(next), Some(earliest)) = (self.next_launch_at, earliest) {
+            self.next_launch_at = Some(next.min(earliest));
+        }
         self.on_serving();
-        self.next_launch_at = None;
     }
 
     /// A task of the service serves: failures are forgiven.

@@ -154,6 +154,9 @@ pub(super) fn plan(
                 cb.deadline.as_secs()
             );
             trip(name, dep, &st.stable, cb.rollback, reason, sink);
+            if dep.rolled_back {
+                st.backoff.forgive(cx.cfg.backoff_floor);
+            }
         } else {
             sink.wake(deadline);
         }
@@ -270,7 +273,7 @@ pub(super) fn on_failure(
 ) {
     if count_failure(name, spec, st, task, sink) {
         // Back to a revision that completed: the broken one's backoff does not apply.
-        st.backoff.forgive();
+        st.backoff.forgive(cx.cfg.backoff_floor);
     }
     st.backoff.on_failure(cx.cfg, name, cx.now, random, sink);
     if let Some(t) = st.backoff.next_launch_at {

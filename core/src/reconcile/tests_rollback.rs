@@ -274,3 +274,34 @@ fn service_restored_snapshot_mid_window_keeps_counting() {
     h.run_for(MIN_STABILITY_WINDOW - Duration::from_secs(15));
     assert!(completed(&h, &v2));
 }
+
+#[test]
+fn service_deadline_rollback_relaunches_after_the_floor_not_the_backoff() {
+    let mut v1 = plain();
+    v1.containers[0].health_check = Some(generate_test_health_check(5, 2, 0));
+    let mut h = Harness::new(Desired::default());
+    let mut spec = generate_test_service(v1.clone(), 1);
+    spec.deployment.minimum_healthy_percent = 0;
+    spec.deployment.maximum_percent = 100;
+    spec.deployment.circuit_breaker = Some(CircuitBreaker {
+        rollback: true,
+        failure_threshold: Some(100),
+        deadline: Duration::from_secs(600),
+    });
+    h.desired.services.insert("web".into(), spec);
+    h.run_for(Duration::from_secs(60));
+    assert!(completed(&h, &v1));
+    let v2 = broken(&v1);
+    set_definition(&mut h, &v2);
+    // Its check never answers: UNHEALTHY by timeouts, again and again, under a growing
+    // backoff, until the deadline rolls back (the threshold is out of reach).
+    h.health.insert(BAD.into(), Script::Silent);
+    h.run_for(Duration::from_secs(601));
+    assert!(h.events().any(|e| matches!(
+        e,
+        Event::DeploymentRolledBack { reason, .. } if reason.contains("within 600s")
+    )));
+    let floor = Config::default().backoff_floor;
+    h.run_for(floor + floor);
+    assert_eq!(live_definitions(&h), vec![v1], "v1 back within the floor");
+}
