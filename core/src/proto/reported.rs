@@ -32,7 +32,8 @@ pub struct DocumentState {
 pub enum ApplyState {
     /// Stored; not all its tasks and services run as it says yet.
     Applying,
-    /// Every task of it launched and every service at its revision and count.
+    /// Every task of it launched and every service at its revision and count, stable
+    /// (its deployment completed: the tasks served for the stability window).
     Applied,
     /// A service of it was rolled back, or a task could not start.
     Failed { reason: String },
