@@ -10,7 +10,13 @@
 //!   agent grew with many short tasks); one container monitor's VmRSS; the state
 //!   file's size.
 //!
-//! Run: `SKERRY_TEST_IMAGES=… cargo bench -p skerry --bench supervisor [-- readopt|crash|memory]`.
+//! - rollback: a broken revision (exits 1 at once) deployed over a healthy one-task
+//!   service at the default settings (real time: 10 s backoff floor, 30 s window, ECS
+//!   threshold 3), time from the file change to the old revision running again, with
+//!   0 % / 100 % (the old task stops first: this is the outage) and 100 % / 200 % (the
+//!   old task keeps serving: no outage; time until the rollback).
+//!
+//! Run: `SKERRY_TEST_IMAGES=… cargo bench -p skerry --bench supervisor [-- readopt|crash|memory|rollback]`.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -294,7 +300,57 @@ fn crash_restart() {
     env.cleanup();
 }
 
-/// `cargo bench --bench supervisor [-- readopt|crash|memory ...]`: all when none named.
+fn rollback_service(script: &str, percents: (u32, u32)) -> String {
+    let (min, max) = percents;
+    format!(
+        r#"{{"taskDefinition": {{"family": "b", "containerDefinitions": [{{"name": "main", "image": "busybox", "memory": 32, "stopTimeout": 5, "command": ["sh", "-c", "{script}"]}}]}}, "desiredCount": 1, "deploymentConfiguration": {{"minimumHealthyPercent": {min}, "maximumPercent": {max}, "deploymentCircuitBreaker": {{"enable": true, "rollback": true}}}}}}"#
+    )
+}
+
+/// Broken deploy → old revision running again, at the default settings.
+fn rollback(percents: (u32, u32)) {
+    let env = Env::new();
+    let file = env.state().join("desired/bsvroll.service.json");
+    let good = "trap 'exit 0' TERM; while true; do sleep 1; done";
+    std::fs::write(&file, rollback_service(good, percents)).expect("service");
+    let mut agent = env.agent(&[]);
+    let svc = |st: &serde_json::Value, k: &str| st["services"]["bsvroll"][k].clone();
+    wait_for("first deployment completed", 120, || {
+        svc(&status(&env), "deployment")["completed"] == true
+    });
+    let good_rev = svc(&status(&env), "revision_id");
+    let first_pid = env.pid("bsvroll.1");
+    let t = Instant::now();
+    std::fs::write(&file, rollback_service("exit 1", percents)).expect("broken");
+    wait_for("rolled back and running", 600, || {
+        let st = status(&env);
+        svc(&st, "deployment")["rolled_back"] == true
+            && st["tasks"].as_object().is_some_and(|t| {
+                t.values().any(|t| {
+                    t["revision_id"] == good_rev
+                        && t["phase"] == "Active"
+                        && t["containers"]["main"]["state"] == "RUNNING"
+                })
+            })
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let kept = first_pid.is_some() && env.pid("bsvroll.1") == first_pid;
+    println!(
+        "broken deploy -> service restored, {}%/{}%: {secs:.1} s ({})",
+        percents.0,
+        percents.1,
+        if kept {
+            "the old task kept serving: no outage"
+        } else {
+            "the old task was stopped first: outage"
+        }
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    env.cleanup();
+}
+
+/// `cargo bench --bench supervisor [-- readopt|crash|memory|rollback ...]`: all when none named.
 fn main() {
     let only: Vec<String> = std::env::args()
         .skip(1)
@@ -311,5 +367,9 @@ fn main() {
     }
     if run("memory") {
         memory();
+    }
+    if run("rollback") {
+        rollback((0, 100));
+        rollback((100, 200));
     }
 }

@@ -9,8 +9,9 @@ use skerry_core::reconcile::{Event, TaskId};
 
 use crate::runtime::logfile::format_rfc3339_ms;
 
-/// The version of the [`Report`] encoding.
-pub const REPORT_SCHEMA: u16 = 1;
+/// The version of the [`Report`] encoding. 2: revisions are [`skerry_core::spec::Revision`]
+/// (ECS number and content digest) instead of a bare number; schema 1 is not read.
+pub const REPORT_SCHEMA: u16 = 2;
 
 /// One report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,8 @@ pub enum ReportBody {
 pub enum ReportError {
     #[error("report schema {0} is newer than this skerry understands ({REPORT_SCHEMA})")]
     Schema(u16),
+    #[error("report schema {0} is older than this skerry reads ({REPORT_SCHEMA}): written before revisions had content digests")]
+    OldSchema(u16),
     #[error("report is not a valid encoding: {0}")]
     Decode(postcard::Error),
 }
@@ -62,6 +65,9 @@ impl Report {
         let (schema, _) = postcard::take_from_bytes::<u16>(bytes).map_err(ReportError::Decode)?;
         if schema > REPORT_SCHEMA {
             return Err(ReportError::Schema(schema));
+        }
+        if schema < REPORT_SCHEMA {
+            return Err(ReportError::OldSchema(schema));
         }
         postcard::from_bytes(bytes).map_err(ReportError::Decode)
     }
@@ -154,12 +160,53 @@ mod tests {
     fn report_newer_schema_and_garbage_are_refused() {
         let mut r = Report::event(Event::DeploymentStarted {
             service: "web".into(),
-            revision: 2,
+            revision: skerry_core::spec::Revision {
+                number: 2,
+                digest: "3f9a2c1e".into(),
+            },
         });
+        assert_eq!(Report::decode(&r.encode()).unwrap(), r);
         r.schema = REPORT_SCHEMA + 1;
         let err = Report::decode(&r.encode()).unwrap_err();
         assert!(err.to_string().contains("newer"), "{err}");
+        r.schema = 1;
+        let err = Report::decode(&r.encode()).unwrap_err();
+        assert!(err.to_string().contains("older"), "{err}");
         assert!(Report::decode(&[0x01, 0xff, 0xff]).is_err());
+    }
+
+    /// Schema 2 as stored and sent: a rollback event, byte for byte.
+    #[test]
+    fn report_schema_2_golden_bytes_decode() {
+        let mut golden = vec![2, 1, 0, 10, 3];
+        golden.extend(b"web");
+        golden.extend([0, 8]);
+        golden.extend(b"3e5c9b38");
+        golden.extend([3, 8]);
+        golden.extend(b"c0532c72");
+        golden.extend([1, b'x']);
+        let r = Report::decode(&golden).unwrap();
+        let rev = |number, digest: &str| skerry_core::spec::Revision {
+            number,
+            digest: digest.into(),
+        };
+        assert_eq!(
+            r,
+            Report {
+                schema: 2,
+                wall_ms: 1,
+                body: ReportBody::Event(Event::DeploymentRolledBack {
+                    service: "web".into(),
+                    from: rev(0, "3e5c9b38"),
+                    to: rev(3, "c0532c72"),
+                    reason: "x".into(),
+                }),
+            }
+        );
+        assert_eq!(r.encode(), golden);
+        assert!(r
+            .line()
+            .ends_with("service web: rolled back from revision 3e5c9b38 to 3 (c0532c72): x"));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use embassy_time::{Duration, Instant};
 use skerry_core::reconcile::{
-    Action, CheckOutcome, Config, ContainerState, Desired, Event, ExitReason, Observation,
-    Reconciler, ServiceSpec, TaskPhase,
+    default_stability_window, Action, CheckOutcome, Config, ContainerState, Desired, Event,
+    ExitReason, Observation, Reconciler, ServiceSpec, TaskPhase,
 };
 use skerry_core::spec::{parse_task_definition, ParseOptions};
 
@@ -106,6 +106,8 @@ fn gateway_stack() -> skerry_core::spec::TaskDefinition {
 #[test]
 fn e2e_gateway_stack_starts_in_dependency_order_and_stops_in_reverse() {
     let def = gateway_stack();
+    // Healthy, then stable: serving for the window its health check implies.
+    let window = default_stability_window(&def, Config::default().grace);
     let mut desired = Desired::default();
     desired.services.insert(
         "gateway".into(),
@@ -121,7 +123,7 @@ fn e2e_gateway_stack_starts_in_dependency_order_and_stops_in_reverse() {
         now: Instant::from_secs(10),
         log: vec![],
     };
-    f.run_until(Instant::from_secs(60));
+    f.run_until(Instant::from_secs(60) + window);
 
     let task =
         f.r.observed()

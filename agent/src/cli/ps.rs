@@ -1,5 +1,6 @@
 //! `skerry ps`: tasks and their containers, from the state directory, with the ECS
-//! health status the agent's supervisor last recorded (`supervisor/status.json`).
+//! health status the agent's supervisor last recorded (`supervisor/status.json`) and
+//! each task's revision as events name it (ECS number and/or content digest prefix).
 
 use super::Context;
 use crate::runtime::ContainerState;
@@ -17,8 +18,8 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
     let status = supervisor_status(ctx);
     if !args.json {
         println!(
-            "{:<28} {:<16} {:<10} {:>8} {:>5}  {:<9}  IMAGE",
-            "TASK", "CONTAINER", "STATE", "PID", "EXIT", "HEALTH"
+            "{:<28} {:<14} {:<16} {:<10} {:>8} {:>5}  {:<9}  IMAGE",
+            "TASK", "REVISION", "CONTAINER", "STATE", "PID", "EXIT", "HEALTH"
         );
     }
     for id in list_tasks(&ctx.layout) {
@@ -30,6 +31,7 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
                 continue;
             }
         };
+        let revision = rec.definition.revision_id().to_string();
         for (name, st) in task_states(&runtime, &rec) {
             let image = rec
                 .definition
@@ -55,12 +57,13 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
             if args.json {
                 println!(
                     "{}",
-                    serde_json::json!({"task": id, "container": name, "state": state, "pid": pid,
-                                       "exit_code": exit, "health": health, "image": image})
+                    serde_json::json!({"task": id, "revision": revision, "container": name,
+                                       "state": state, "pid": pid, "exit_code": exit,
+                                       "health": health, "image": image})
                 );
             } else {
                 println!(
-                    "{id:<28} {name:<16} {state:<10} {pid:>8} {exit:>5}  {health:<9}  {image}"
+                    "{id:<28} {revision:<14} {name:<16} {state:<10} {pid:>8} {exit:>5}  {health:<9}  {image}"
                 );
             }
         }

@@ -7,9 +7,15 @@
 //!   {"taskDefinition": <task definition object, or a path relative to the directory>,
 //!    "desiredCount": N,
 //!    "deploymentConfiguration": {"minimumHealthyPercent": 100, "maximumPercent": 200,
+//!      "stabilityWindowSeconds": 30,                        (skerry's)
 //!      "deploymentCircuitBreaker": {"enable": true, "rollback": true,
 //!        "failureThreshold": 3, "deadlineSeconds": 600}}}   (last two: skerry's)
 //! ```
+//!
+//! `stabilityWindowSeconds` (0–86400; default the larger of 30 s and the time a
+//! failing health check takes to turn UNHEALTHY) is how long the new revision must
+//! serve before its deployment completes; with the breaker on it must be shorter
+//! than `deadlineSeconds`, or every deployment would fail.
 //!
 //! A file is parsed again only when its size or mtime changed (or on SIGHUP). A file
 //! that does not parse is reported once per content and changes nothing: its task or
@@ -23,7 +29,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 use skerry_core::reconcile::{
-    time::from_std, CircuitBreaker, DeploymentConfig, Desired, ServiceSpec, TaskId,
+    time::from_std, CircuitBreaker, Config, DeploymentConfig, Desired, ServiceSpec, TaskId,
 };
 use skerry_core::spec::{parse_task_definition, validate_name, ParseOptions, TaskDefinition};
 
@@ -67,6 +73,7 @@ struct RawService {
 struct RawDeployment {
     minimum_healthy_percent: Option<u32>,
     maximum_percent: Option<u32>,
+    stability_window_seconds: Option<u64>,
     deployment_circuit_breaker: Option<RawBreaker>,
 }
 
@@ -214,6 +221,12 @@ pub fn parse_service_text(
             100,
             400,
         )?;
+        if let Some(secs) = d.stability_window_seconds {
+            if secs > 86_400 {
+                return Err(format!("deploymentConfiguration.stabilityWindowSeconds: must be between 0 and 86400, got {secs}"));
+            }
+            deployment.stability_window = Some(from_std(std::time::Duration::from_secs(secs)));
+        }
         if let Some(b) = d.deployment_circuit_breaker.filter(|b| b.enable) {
             let secs = b.deadline_seconds.unwrap_or(600);
             if !(10..=86_400).contains(&secs) {
@@ -232,6 +245,17 @@ pub fn parse_service_text(
                 failure_threshold: b.failure_threshold,
                 deadline: from_std(std::time::Duration::from_secs(secs)),
             });
+            let window = deployment
+                .stability_window(&task_definition, Config::default().grace)
+                .as_secs();
+            if window >= secs {
+                let from = if d.stability_window_seconds.is_some() {
+                    "deploymentConfiguration.stabilityWindowSeconds"
+                } else {
+                    "the default stability window (from the health check)"
+                };
+                return Err(format!("deploymentConfiguration.deploymentCircuitBreaker.deadlineSeconds: {secs} s leaves no time to become stable: {from} is {window} s; raise deadlineSeconds above it or set a shorter stabilityWindowSeconds"));
+            }
         }
     }
     Ok(ServiceSpec {
@@ -279,6 +303,37 @@ mod tests {
             s.deployment.circuit_breaker.as_ref().map(|c| c.rollback),
             Some(true)
         );
+    }
+
+    #[test]
+    fn desired_stability_window_key_is_checked_against_the_deadline() {
+        let (_dir, dd) = dir_with(&[]);
+        let with = |dep: &str| {
+            dd.parse_service(&format!(
+                r#"{{"taskDefinition": {DEF}, "desiredCount": 1, "deploymentConfiguration": {dep}}}"#
+            ))
+        };
+        let s = with(r#"{"stabilityWindowSeconds": 45}"#).expect("window alone");
+        assert_eq!(s.deployment.stability_window.map(|d| d.as_secs()), Some(45));
+        let s = with(r#"{}"#).expect("default");
+        assert_eq!(s.deployment.stability_window, None);
+        let err = with(r#"{"stabilityWindowSeconds": 90000}"#).expect_err("range");
+        assert!(
+            err.contains("stabilityWindowSeconds: must be between 0 and 86400"),
+            "{err}"
+        );
+        let err = with(r#"{"stabilityWindowSeconds": 60, "deploymentCircuitBreaker": {"enable": true, "rollback": true, "deadlineSeconds": 60}}"#)
+            .expect_err("window not shorter than the deadline");
+        assert!(
+            err.contains("deadlineSeconds: 60 s leaves no time"),
+            "{err}"
+        );
+        let err = with(r#"{"stabilityWindowSeconds": "x"}"#).expect_err("type");
+        assert!(err.contains("stabilityWindowSeconds"), "{err}");
+        // The default window (30 s here) against a 20 s deadline is named as the default.
+        let err = with(r#"{"deploymentCircuitBreaker": {"enable": true, "rollback": true, "deadlineSeconds": 20}}"#)
+            .expect_err("default window too long");
+        assert!(err.contains("default stability window"), "{err}");
     }
 
     #[test]

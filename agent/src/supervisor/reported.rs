@@ -63,7 +63,7 @@ pub fn build(
             id: id.0.clone(),
             service,
             source: fleet.source_of(&name),
-            revision: format!("{}:{}", t.definition.family, t.definition.revision),
+            revision: format!("{}:{}", t.definition.family, t.definition.revision_id()),
             status: status.into(),
             health: None,
             stopped_reason: t.stopped_reason.clone(),

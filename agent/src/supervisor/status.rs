@@ -4,15 +4,25 @@
 //!
 //! ```text
 //! {"tasks": {"<id>": {"owner": "standalone"|"service:<name>", "family", "revision",
-//!    "phase": "Active"|"Stopping"|"Stopped"|"Deleted", "stopped_reason",
+//!    "revision_id", "digest", "phase": "Active"|"Stopping"|"Stopped"|"Deleted",
+//!    "stopped_reason",
 //!    "containers": {"<name>": {"state": "PENDING"|"CREATED"|"RUNNING"|"EXITED",
 //!       "pid", "exit_code", "health": "UNKNOWN"|"HEALTHY"|"UNHEALTHY", "restart_count"}}}},
-//!  "services": {"<name>": {"desired_count", "revision", "deployment": {...}}}}
+//!  "services": {"<name>": {"desired_count", "revision", "revision_id",
+//!    "stable_revision", "stable_revision_id", "stability_window_secs",
+//!    "deployment": {"revision", "revision_id", "failures", "tripped", "rolled_back",
+//!       "completed"}}}}
 //! ```
+//!
+//! `revision` is the ECS number (0 when the definition has none); `revision_id` is
+//! how events name it (the number and the content digest's first 8 hex digits, or
+//! the digest alone); `digest` is the whole sha256 of the definition.
+//! `stability_window_secs` is the window a deployment of the service must serve for
+//! (with the default 5 s health-check grace; a test time scale stretches the real one).
 
 use serde_json::{json, Map, Value};
 use skerry_core::reconcile::{
-    ContainerState, Desired, HealthStatus, Observed, Owner, Snapshot, TaskPhase,
+    Config, ContainerState, Desired, HealthStatus, Observed, Owner, Snapshot, TaskPhase,
 };
 
 /// The `status.json` document.
@@ -42,9 +52,12 @@ pub fn view(snap: &Snapshot, desired: &Desired) -> Value {
             Owner::Standalone => "standalone".to_string(),
             Owner::Service(s) => format!("service:{s}"),
         };
+        let digest = t.definition.digest();
+        let revision_id = t.definition.revision_id().to_string();
         tasks.insert(
             id.0.clone(),
             json!({"owner": owner, "family": t.definition.family, "revision": t.definition.revision,
+                   "revision_id": revision_id, "digest": digest,
                    "phase": format!("{:?}", t.phase), "stopped_reason": t.stopped_reason,
                    "failed": t.failed, "containers": containers}),
         );
@@ -52,13 +65,22 @@ pub fn view(snap: &Snapshot, desired: &Desired) -> Value {
     let mut services = Map::new();
     for (name, spec) in &desired.services {
         let st = snap.services.get(name);
+        let stable = st.and_then(|s| s.stable.as_ref());
+        let window = spec
+            .deployment
+            .stability_window(&spec.task_definition, Config::default().grace);
         services.insert(
             name.clone(),
             json!({"desired_count": spec.desired_count,
                    "revision": spec.task_definition.revision,
-                   "stable_revision": st.and_then(|s| s.stable.as_ref()).map(|d| d.revision),
+                   "revision_id": spec.task_definition.revision_id().to_string(),
+                   "stable_revision": stable.map(|d| d.revision),
+                   "stable_revision_id": stable.map(|d| d.revision_id().to_string()),
+                   "stability_window_secs": window.as_millis() as f64 / 1000.0,
                    "deployment": st.and_then(|s| s.deployment.as_ref()).map(|d| json!({
-                       "revision": d.definition.revision, "failures": d.failures,
+                       "revision": d.definition.revision,
+                       "revision_id": d.definition.revision_id().to_string(),
+                       "failures": d.failures,
                        "tripped": d.tripped, "rolled_back": d.rolled_back, "completed": d.completed}))}),
         );
     }

@@ -32,7 +32,8 @@ pub struct DocumentState {
 pub enum ApplyState {
     /// Stored; not all its tasks and services run as it says yet.
     Applying,
-    /// Every task of it launched and every service at its revision and count.
+    /// Every task of it launched and every service at its revision and count, stable
+    /// (its deployment completed: the tasks served for the stability window).
     Applied,
     /// A service of it was rolled back, or a task could not start.
     Failed { reason: String },
@@ -55,6 +56,8 @@ pub struct TaskReport {
     pub service: Option<String>,
     /// Where its definition came from: `device gw1 v7`, `group north v3`, `local`.
     pub source: String,
+    /// `family:revision` as events name it: `web:3 (c0532c72)`, or `web:c0532c72`
+    /// without an ECS revision (content digest prefix, [`crate::spec::Revision`]).
     pub revision: String,
     /// ECS lastStatus: PENDING, RUNNING, STOPPING, STOPPED.
     pub status: String,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::model::TaskId;
 use super::observed::{CheckOutcome, ExitReason, HealthStatus, OpKind};
 use super::time::duration;
-use crate::spec::HealthCommand;
+use crate::spec::{HealthCommand, Revision};
 
 /// One step for the executor. Containers are named by task and container name; the
 /// executor finds the definition in the task record ([`super::Reconciler::observed`]).
@@ -128,7 +128,7 @@ pub enum Event {
     TaskLaunched {
         task: TaskId,
         service: Option<String>,
-        revision: u32,
+        revision: Revision,
     },
     /// A container's process ended.
     ContainerExited {
@@ -173,21 +173,22 @@ pub enum Event {
         window: Duration,
     },
     /// A service began moving to `revision`.
-    DeploymentStarted { service: String, revision: u32 },
-    /// All of the service's tasks run `revision` and serve.
-    DeploymentCompleted { service: String, revision: u32 },
+    DeploymentStarted { service: String, revision: Revision },
+    /// All of the service's tasks run `revision` and have served for the stability
+    /// window.
+    DeploymentCompleted { service: String, revision: Revision },
     /// The circuit breaker tripped and the service goes back to `to`.
     DeploymentRolledBack {
         service: String,
-        from: u32,
-        to: u32,
+        from: Revision,
+        to: Revision,
         reason: String,
     },
     /// The circuit breaker tripped with nothing to roll back to; relaunches go on
     /// under backoff.
     DeploymentFailed {
         service: String,
-        revision: u32,
+        revision: Revision,
         reason: String,
     },
     /// An action failed (the error as the executor gave it).

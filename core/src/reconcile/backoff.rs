@@ -96,6 +96,19 @@ impl Backoff {
         });
     }
 
+    /// The service went back to a known-good revision: the failures and the wait they
+    /// earned are forgotten, except the floor after the latest failure.
+    pub fn forgive(&mut self, floor: Duration) {
+        let earliest = self
+            .recent
+            .back()
+            .map(|&t| after(Instant::from_ticks(t), floor));
+        if let (Some(next), Some(earliest)) = (self.next_launch_at, earliest) {
+            self.next_launch_at = Some(next.min(earliest));
+        }
+        self.on_serving();
+    }
+
     /// A task of the service serves: failures are forgiven.
     pub fn on_serving(&mut self) {
         self.consecutive = 0;

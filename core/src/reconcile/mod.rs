@@ -14,7 +14,9 @@
 //! [`health`], `backoff` (relaunch backoff, crash loops), `service` (rolling
 //! updates, circuit breaker), [`time`].
 //!
-//! Departures from ECS, on purpose: an unhealthy service task is stopped at once and
+//! Departures from ECS, on purpose: a deployment completes only once its tasks have
+//! served for a stability window (see `service`), so failures inside it still trip the
+//! breaker; an unhealthy service task is stopped at once and
 //! its replacement follows after backoff (ECS may start the replacement first); a
 //! deployment whose
 //! circuit breaker trips with nothing to roll back to keeps relaunching under backoff
@@ -36,6 +38,8 @@ mod service;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_rollback;
+#[cfg(test)]
 mod testutil;
 pub mod time;
 
@@ -47,7 +51,10 @@ use serde::{Deserialize, Serialize};
 pub use actions::{Action, Decision, Event, Observation};
 pub use backoff::{delay as backoff_delay, Backoff};
 pub use container::restart_allowed;
-pub use model::{CircuitBreaker, Config, DeploymentConfig, Desired, ServiceSpec, TaskId};
+pub use model::{
+    default_stability_window, CircuitBreaker, Config, DeploymentConfig, Desired, ServiceSpec,
+    TaskId, MIN_STABILITY_WINDOW,
+};
 pub use observe::RESTART_RETRIES;
 pub use observed::{
     CheckOutcome, CheckResult, ContainerRecord, ContainerState, ExitReason, HealthRecord,
@@ -249,7 +256,7 @@ impl Reconciler {
                 sink.event(Event::TaskLaunched {
                     task: id.clone(),
                     service: None,
-                    revision: def.revision,
+                    revision: def.revision_id(),
                 });
             }
         }

@@ -8,8 +8,12 @@ use std::fmt;
 use embassy_time::Duration;
 use serde::{Deserialize, Serialize};
 
-use super::time::duration;
+use super::observed::check_of;
+use super::time::{duration, from_std, opt_duration, sum};
 use crate::spec::TaskDefinition;
+
+/// The shortest default stability window: long enough to see a crash at start-up.
+pub const MIN_STABILITY_WINDOW: Duration = Duration::from_secs(30);
 
 /// A task's identity on this device: a standalone task's name as deployed, or
 /// `<service>-<n>` for a task the reconciler launched for a service.
@@ -60,6 +64,11 @@ pub struct DeploymentConfig {
     pub maximum_percent: u32,
     /// `deploymentCircuitBreaker`, if enabled.
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// skerry's `stabilityWindowSeconds`: how long the new revision's tasks must serve,
+    /// continuously, before the deployment completes (`None`: see
+    /// [`default_stability_window`]). Until then its failures count for the breaker.
+    #[serde(default, with = "opt_duration")]
+    pub stability_window: Option<Duration>,
 }
 
 impl Default for DeploymentConfig {
@@ -68,6 +77,7 @@ impl Default for DeploymentConfig {
             minimum_healthy_percent: 100,
             maximum_percent: 200,
             circuit_breaker: None,
+            stability_window: None,
         }
     }
 }
@@ -79,12 +89,40 @@ impl DeploymentConfig {
         u32::try_from(max).unwrap_or(u32::MAX)
     }
 
+    /// The stability window for a deployment of `def`; `grace` is the reconciler's
+    /// [`Config::grace`] (the wait past a health check's timeout).
+    pub fn stability_window(&self, def: &TaskDefinition, grace: Duration) -> Duration {
+        self.stability_window
+            .unwrap_or_else(|| default_stability_window(def, grace))
+    }
+
     /// Serving tasks a deployment keeps for `desired`.
     pub fn min_serving(&self, desired: u32) -> u32 {
         let min = (u64::from(desired) * u64::from(self.minimum_healthy_percent)).div_ceil(100);
         let min = u32::try_from(min).unwrap_or(u32::MAX).min(desired);
         min.min(self.max_tasks(desired).saturating_sub(1))
     }
+}
+
+/// The default stability window: the larger of [`MIN_STABILITY_WINDOW`] and, for each
+/// essential container with a health check, the time a check that always fails (or
+/// hangs) takes to turn it UNHEALTHY: `startPeriod + retries × (interval + timeout +
+/// grace)`.
+pub fn default_stability_window(def: &TaskDefinition, grace: Duration) -> Duration {
+    def.containers
+        .iter()
+        .filter(|c| c.essential)
+        .filter_map(check_of)
+        .map(|hc| {
+            let round = sum(sum(from_std(hc.interval), from_std(hc.timeout)), grace);
+            let rounds = Duration::from_ticks(
+                round
+                    .as_ticks()
+                    .saturating_mul(u64::from(hc.retries.max(1))),
+            );
+            sum(from_std(hc.start_period), rounds)
+        })
+        .fold(MIN_STABILITY_WINDOW, Duration::max)
 }
 
 /// `deploymentCircuitBreaker`: when a deployment is declared failed.
@@ -95,7 +133,8 @@ pub struct CircuitBreaker {
     /// Failed tasks of the new revision that trip it; `None` = ECS's rule,
     /// half the desired count clamped to 3..=200.
     pub failure_threshold: Option<u32>,
-    /// Time for the new revision to reach the desired count of serving tasks.
+    /// Time for the new revision to become stable: the desired count of tasks serving
+    /// for the stability window.
     #[serde(with = "duration")]
     pub deadline: Duration,
 }

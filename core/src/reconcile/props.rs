@@ -9,6 +9,15 @@
 //! 4. no action targets a container or task whose state does not allow it, and no
 //!    second operation is issued while one is answered-and-not-overdue;
 //! 5. no pull, create or start is issued for a task that is not active.
+//!
+//! And one outcome, over random rollout scenarios (count, percents, health check,
+//! threshold, window, step size, an agent restart from the snapshot mid-way):
+//!
+//! 6. with the breaker enabled, a new revision whose tasks always fail (at start, or
+//!    after running for less than the window) or always fail their health check ends
+//!    rolled back: the previous revision serves `desiredCount` tasks again and the
+//!    broken one never completed; one that crashes only after its deployment
+//!    completed is restarted under backoff and never rolled back.
 
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
@@ -387,6 +396,7 @@ fn run(s: &Scenario) -> BTreeMap<&'static str, u64> {
         minimum_healthy_percent: min,
         maximum_percent: max,
         circuit_breaker: None,
+        stability_window: None,
     };
     if s.breaker {
         spec.deployment.circuit_breaker = Some(CircuitBreaker {
@@ -592,6 +602,177 @@ fn answer(r: &mut Reconciler, a: Action, ok: bool, pid: &mut u32, now: Instant) 
     r.observe(obs, now);
 }
 
+/// How the new revision misbehaves (invariant 6).
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Its app container exits 1 s after each start.
+    CrashAtStart,
+    /// It exits this many seconds after each start, always inside the window.
+    CrashInWindow(u64),
+    /// Its health check always fails.
+    FailsHealthCheck,
+    /// It exits this many seconds past the window, once the deployment completed.
+    CrashAfterWindow(u64),
+}
+
+#[derive(Debug, Clone)]
+struct Rollout {
+    desired_count: u32,
+    percents: (u32, u32),
+    checked: bool,
+    threshold: Option<u32>,
+    window: Option<u64>,
+    fault: Fault,
+    step: u64,
+    restart_after: Option<u64>,
+}
+
+fn rollout() -> impl Strategy<Value = Rollout> {
+    let percents = prop_oneof![
+        Just((100, 200)),
+        Just((50, 150)),
+        Just((0, 100)),
+        Just((100, 150)),
+        Just((50, 200))
+    ];
+    let fault = prop_oneof![
+        Just(Fault::CrashAtStart),
+        (1u64..1000).prop_map(Fault::CrashInWindow),
+        Just(Fault::FailsHealthCheck),
+        (1u64..60).prop_map(Fault::CrashAfterWindow),
+    ];
+    (
+        1u32..4,
+        percents,
+        any::<bool>(),
+        prop::option::of(1u32..4),
+        prop::option::of(5u64..120),
+        fault,
+        1u64..6,
+        prop::option::of(0u64..300),
+    )
+        .prop_map(
+            |(desired_count, percents, checked, threshold, window, fault, step, restart_after)| {
+                Rollout {
+                    desired_count,
+                    percents,
+                    checked,
+                    threshold,
+                    window,
+                    fault,
+                    step,
+                    restart_after,
+                }
+            },
+        )
+}
+
+const BAD_IMAGE: &str = "registry.local/app:bad";
+
+/// Runs one rollout; panics if invariant 6 does not hold.
+fn run_rollout(s: &Rollout) {
+    let cfg = Config::default();
+    let mut app = generate_test_container("app");
+    if s.checked {
+        app.health_check = Some(generate_test_health_check(5, 2, 0));
+    }
+    let v1 = generate_test_task(vec![app]);
+    let mut v2 = v1.clone();
+    v2.containers[0].image = BAD_IMAGE.into();
+    if matches!(s.fault, Fault::FailsHealthCheck) && !s.checked {
+        v2.containers[0].health_check = Some(generate_test_health_check(5, 2, 0));
+    }
+    let mut spec = generate_test_service(v1.clone(), s.desired_count);
+    spec.deployment.minimum_healthy_percent = s.percents.0;
+    spec.deployment.maximum_percent = s.percents.1;
+    spec.deployment.stability_window = s.window.map(Duration::from_secs);
+    spec.deployment.circuit_breaker = Some(CircuitBreaker {
+        rollback: true,
+        failure_threshold: s.threshold,
+        deadline: Duration::from_secs(600),
+    });
+    let w2 = spec.deployment.stability_window(&v2, cfg.grace);
+    let mut h = Harness::new(Desired::default());
+    h.health.insert(
+        BAD_IMAGE.into(),
+        if matches!(s.fault, Fault::FailsHealthCheck) {
+            Script::Fail
+        } else {
+            Script::Pass
+        },
+    );
+    h.desired.services.insert("web".into(), spec);
+    h.run_for(Duration::from_secs(300));
+    let completed = |h: &Harness, d: &TaskDefinition| {
+        let id = d.revision_id();
+        h.events()
+            .any(|e| matches!(e, Event::DeploymentCompleted { revision, .. } if *revision == id))
+    };
+    assert!(completed(&h, &v1), "v1 never completed");
+    if let Some(spec) = h.desired.services.get_mut("web") {
+        spec.task_definition = v2.clone();
+    }
+    let fault = s.fault;
+    let crash = move |snap: &Snapshot, t: &TaskRecord, c: &ContainerRecord, now: Instant| {
+        let started = c.last_started_at.unwrap_or(now);
+        let done = snap.services["web"]
+            .deployment
+            .as_ref()
+            .is_some_and(|d| d.completed);
+        t.definition.containers[0].image == BAD_IMAGE
+            && match fault {
+                Fault::CrashAtStart => now >= started + Duration::from_secs(1),
+                Fault::CrashInWindow(d) => {
+                    now >= started + Duration::from_ticks((d * w2.as_ticks() / 1000).max(1))
+                }
+                Fault::FailsHealthCheck => false,
+                Fault::CrashAfterWindow(d) => done && now >= started + w2 + Duration::from_secs(d),
+            }
+    };
+    let step = Duration::from_secs(s.step);
+    let total = Duration::from_secs(1500);
+    match s.restart_after.map(Duration::from_secs) {
+        Some(first) => {
+            h.run_crashing(first, step, crash);
+            h.r = Reconciler::restore(cfg.clone(), h.r.snapshot().clone());
+            h.run_crashing(total - first, step, crash);
+        }
+        None => h.run_crashing(total, step, crash),
+    }
+    let live: Vec<TaskRecord> = h
+        .service_tasks("web")
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(TaskRecord::is_live)
+        .collect();
+    let (a, b) = (v1.revision_id(), v2.revision_id());
+    let rolled_back = h.events().any(
+        |e| matches!(e, Event::DeploymentRolledBack { from, to, .. } if *from == b && *to == a),
+    );
+    if let Fault::CrashAfterWindow(_) = s.fault {
+        assert!(completed(&h, &v2), "v2 never completed");
+        assert!(!rolled_back, "rolled back after the window");
+        assert!(live.iter().all(|t| t.definition == v2), "v1 came back");
+        let after_done = h
+            .events()
+            .skip_while(
+                |e| !matches!(e, Event::DeploymentCompleted { revision, .. } if *revision == b),
+            )
+            .filter(|e| matches!(e, Event::ServiceBackoff { .. }))
+            .count();
+        assert!(after_done > 0, "no restart under backoff");
+    } else {
+        assert!(rolled_back, "not rolled back");
+        assert!(!completed(&h, &v2), "a failing revision completed");
+        let serving = live
+            .iter()
+            .filter(|t| t.definition == v1 && t.phase == TaskPhase::Active && health::serving(t))
+            .count();
+        assert!(live.iter().all(|t| t.definition == v1), "v2 still live");
+        assert_eq!(serving, s.desired_count as usize, "v1 not restored");
+    }
+}
+
 proptest! {
     // No regression files in the tree: failures found so far have their own unit tests.
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
@@ -599,6 +780,15 @@ proptest! {
     #[test]
     fn props_invariants_hold_under_random_sequences(s in scenario()) {
         run(&s);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn props_failing_revision_ends_rolled_back_and_late_crash_does_not(s in rollout()) {
+        run_rollout(&s);
     }
 }
 

@@ -8,8 +8,17 @@
 //! serving ones while enough others serve, surplus tasks of the target revision too;
 //! (5) tasks of the target revision are launched while fewer than desired exist, the
 //! live count stays within the maximum and backoff allows; (6) the deployment
-//! completes when only the target revision is live and enough of it serves.
-//! A task counts as serving once healthy, or running if it has no health check.
+//! completes when only the target revision is live and `desiredCount` of its tasks
+//! have served for the stability window, continuously.
+//!
+//! A task counts as serving once healthy, or running if it has no health check; a
+//! task of the target revision counts towards `minimumHealthyPercent` (so lets an old
+//! one stop) only once it has served for the window. Until the deployment completes,
+//! every failed task of the new revision (an exit, a failed health check) counts for
+//! the circuit breaker, which rolls back to the last *completed* revision; a rollback
+//! forgives the service's backoff, so the known-good revision comes back after the
+//! floor, not after the broken one's longest wait. After completion a failure is an
+//! ordinary relaunch under backoff.
 
 use std::collections::BTreeMap;
 
@@ -82,7 +91,7 @@ pub(super) fn plan(
 ) {
     let now = cx.now;
     if st.deployment.as_ref().map(|d| &d.definition) != Some(&spec.task_definition) {
-        let revision = spec.task_definition.revision;
+        let revision = spec.task_definition.revision_id();
         st.deployment = Some(Deployment {
             definition: spec.task_definition.clone(),
             started_at: now,
@@ -102,6 +111,12 @@ pub(super) fn plan(
     let target = match (&st.stable, dep.rolled_back) {
         (Some(stable), true) => stable.clone(),
         _ => dep.definition.clone(),
+    };
+    let window = spec.deployment.stability_window(&target, cx.cfg.grace);
+    let settled = |t: &TaskRecord| {
+        t.phase == TaskPhase::Active
+            && serving(t)
+            && t.serving_since.is_some_and(|s| now >= after(s, window))
     };
     for t in cx
         .tasks
@@ -133,11 +148,15 @@ pub(super) fn plan(
         let deadline = after(dep.started_at, cb.deadline);
         if now >= deadline {
             let reason = format!(
-                "deployment did not reach {} serving tasks within {}s",
+                "deployment did not reach {} tasks serving for {}s within {}s",
                 spec.desired_count,
+                window.as_secs(),
                 cb.deadline.as_secs()
             );
             trip(name, dep, &st.stable, cb.rollback, reason, sink);
+            if dep.rolled_back {
+                st.backoff.forgive(cx.cfg.backoff_floor);
+            }
         } else {
             sink.wake(deadline);
         }
@@ -146,27 +165,39 @@ pub(super) fn plan(
     let desired = spec.desired_count;
     let max_live = spec.deployment.max_tasks(desired);
     let min_serving = spec.deployment.min_serving(desired);
-    let active: Vec<(TaskId, bool, bool)> = owned_by(cx.tasks, name)
+    // (id, of the target revision, serving, counts towards the minimum)
+    let active: Vec<(TaskId, bool, bool, bool)> = owned_by(cx.tasks, name)
         .filter(|(_, t)| t.phase == TaskPhase::Active)
-        .map(|(id, t)| (id.clone(), t.definition == target, serving(t)))
+        .map(|(id, t)| {
+            let is_target = t.definition == target;
+            let counts = if is_target { settled(t) } else { serving(t) };
+            (id.clone(), is_target, serving(t), counts)
+        })
         .collect();
-    let mut serving_total = active.iter().filter(|a| a.2).count();
-    let mut stops: Vec<(TaskId, String)> = Vec::new();
-    let replaced = format!("Replaced by deployment of revision {}", target.revision);
-    for (id, _, _) in active.iter().filter(|a| !a.1 && !a.2) {
-        stops.push((id.clone(), replaced.clone()));
+    let mut counted = active.iter().filter(|a| a.3).count();
+    let mut old: Vec<TaskId> = Vec::new();
+    for (id, ..) in active.iter().filter(|a| !a.1 && !a.2) {
+        old.push(id.clone());
     }
-    for (id, _, _) in active.iter().filter(|a| !a.1 && a.2) {
-        if serving_total > min_serving as usize {
-            serving_total -= 1;
-            stops.push((id.clone(), replaced.clone()));
+    for (id, ..) in active.iter().filter(|a| !a.1 && a.2) {
+        if counted > min_serving as usize {
+            counted -= 1;
+            old.push(id.clone());
         }
     }
-    let mut new: Vec<&(TaskId, bool, bool)> = active.iter().filter(|a| a.1).collect();
+    let mut stops: Vec<(TaskId, String)> = Vec::new();
+    if !old.is_empty() {
+        let replaced = format!(
+            "Replaced by deployment of revision {}",
+            target.revision_id()
+        );
+        stops.extend(old.into_iter().map(|id| (id, replaced.clone())));
+    }
+    let mut new: Vec<&(TaskId, bool, bool, bool)> = active.iter().filter(|a| a.1).collect();
     // Surplus of the target revision: drop non-serving ones first, newest first.
     new.sort_by_key(|a| (a.2, std::cmp::Reverse(launch_order(&a.0))));
     let surplus = new.len().saturating_sub(desired as usize);
-    for (id, _, _) in new.iter().take(surplus) {
+    for (id, ..) in new.iter().take(surplus) {
         stops.push((
             id.clone(),
             "Scaling activity: desired count reduced".to_owned(),
@@ -197,24 +228,35 @@ pub(super) fn plan(
         sink.event(Event::TaskLaunched {
             task: id,
             service: Some(name.to_owned()),
-            revision: target.revision,
+            revision: target.revision_id(),
         });
         live += 1;
         new_active += 1;
     }
 
+    if dep.completed {
+        return;
+    }
     let others_live = owned_by(cx.tasks, name).any(|(_, t)| t.is_live() && t.definition != target);
-    let serving_new = owned_by(cx.tasks, name)
-        .filter(|(_, t)| t.phase == TaskPhase::Active && t.definition == target && serving(t))
-        .count();
-    if !dep.completed && !others_live && serving_new >= desired as usize {
+    let mut settled_new = 0;
+    for (_, t) in owned_by(cx.tasks, name).filter(|(_, t)| t.definition == target) {
+        if settled(t) {
+            settled_new += 1;
+        } else if let Some(since) = t
+            .serving_since
+            .filter(|_| t.phase == TaskPhase::Active && serving(t))
+        {
+            sink.wake(after(since, window));
+        }
+    }
+    if !others_live && settled_new >= desired as usize {
         dep.completed = true;
         if !dep.rolled_back {
             st.stable = Some(target.clone());
         }
         sink.event(Event::DeploymentCompleted {
             service: name.to_owned(),
-            revision: target.revision,
+            revision: target.revision_id(),
         });
     }
 }
@@ -229,28 +271,46 @@ pub(super) fn on_failure(
     random: u64,
     sink: &mut Sink,
 ) {
+    if count_failure(name, spec, st, task, sink) {
+        // Back to a revision that completed: the broken one's backoff does not apply.
+        st.backoff.forgive(cx.cfg.backoff_floor);
+    }
     st.backoff.on_failure(cx.cfg, name, cx.now, random, sink);
     if let Some(t) = st.backoff.next_launch_at {
         sink.wake(t);
     }
+}
+
+/// Counts a failed task against the deployment in progress; returns whether it
+/// tripped the breaker into a rollback.
+fn count_failure(
+    name: &str,
+    spec: Option<&ServiceSpec>,
+    st: &mut ServiceState,
+    task: &TaskRecord,
+    sink: &mut Sink,
+) -> bool {
     let (Some(spec), Some(dep)) = (spec, st.deployment.as_mut()) else {
-        return;
+        return false;
     };
     if dep.tripped || dep.completed || dep.rolled_back || task.definition != dep.definition {
-        return;
+        return false;
     }
     dep.failures = dep.failures.saturating_add(1);
     let Some(cb) = &spec.deployment.circuit_breaker else {
-        return;
+        return false;
     };
     let threshold = cb.threshold(spec.desired_count);
-    if dep.failures >= threshold {
-        let reason = format!(
-            "{} tasks of revision {} failed (threshold {threshold})",
-            dep.failures, dep.definition.revision
-        );
-        trip(name, dep, &st.stable, cb.rollback, reason, sink);
+    if dep.failures < threshold {
+        return false;
     }
+    let reason = format!(
+        "{} tasks of revision {} failed before it was stable (threshold {threshold})",
+        dep.failures,
+        dep.definition.revision_id()
+    );
+    trip(name, dep, &st.stable, cb.rollback, reason, sink);
+    dep.rolled_back
 }
 
 fn trip(
@@ -271,14 +331,14 @@ fn trip(
             dep.rolled_back = true;
             sink.event(Event::DeploymentRolledBack {
                 service,
-                from: dep.definition.revision,
-                to: to.revision,
+                from: dep.definition.revision_id(),
+                to: to.revision_id(),
                 reason,
             });
         }
         None => sink.event(Event::DeploymentFailed {
             service,
-            revision: dep.definition.revision,
+            revision: dep.definition.revision_id(),
             reason,
         }),
     }

@@ -563,9 +563,10 @@ fn service_keeps_desired_count_and_scales_down() {
             .count(),
         3
     );
+    h.run_for(MIN_STABILITY_WINDOW);
     assert!(h
         .events()
-        .any(|e| matches!(e, Event::DeploymentCompleted { revision: 1, .. })));
+        .any(|e| matches!(e, Event::DeploymentCompleted { revision, .. } if revision.number == 1)));
     if let Some(s) = h.desired.services.get_mut("web") {
         s.desired_count = 1;
     }
@@ -604,7 +605,7 @@ fn service_rolling_update_respects_min_and_max_percent() {
     assert!(tasks.iter().all(|(_, t)| t.definition.revision == 2));
     assert!(h
         .events()
-        .any(|e| matches!(e, Event::DeploymentCompleted { revision: 2, .. })));
+        .any(|e| matches!(e, Event::DeploymentCompleted { revision, .. } if revision.number == 2)));
 }
 
 #[test]
@@ -618,7 +619,8 @@ fn service_circuit_breaker_rolls_back_after_failures() {
         deadline: Duration::from_secs(3600),
     });
     h.desired.services.insert("web".into(), spec);
-    h.run_for(Duration::from_secs(15));
+    // Healthy after 10 s, stable 40 s later (2 × (10 s + 5 s timeout + 5 s grace)).
+    h.run_for(Duration::from_secs(55));
     if let Some(s) = h.desired.services.get_mut("web") {
         s.task_definition = rev(&v1, 2, "registry.local/app:bad");
     }
@@ -627,7 +629,7 @@ fn service_circuit_breaker_rolls_back_after_failures() {
     h.run_for(Duration::from_secs(120));
     assert!(h
         .events()
-        .any(|e| matches!(e, Event::DeploymentRolledBack { from: 2, to: 1, .. })));
+        .any(|e| matches!(e, Event::DeploymentRolledBack { from, to, .. } if from.number == 2 && to.number == 1)));
     h.run_for(Duration::from_secs(600));
     let live: Vec<_> = h
         .service_tasks("web")
@@ -650,7 +652,7 @@ fn service_circuit_breaker_deadline_without_previous_reports_failure() {
     h.desired.services.insert("web".into(), spec);
     h.health.insert("app".into(), Script::Silent);
     h.run_for(Duration::from_secs(61));
-    assert!(h.events().any(|e| matches!(e, Event::DeploymentFailed { revision: 1, reason, .. } if reason.contains("within 60s"))));
+    assert!(h.events().any(|e| matches!(e, Event::DeploymentFailed { revision, reason, .. } if revision.number == 1 && reason.contains("within 60s"))));
     assert!(!h
         .events()
         .any(|e| matches!(e, Event::DeploymentRolledBack { .. })));

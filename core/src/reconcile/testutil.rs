@@ -218,6 +218,40 @@ impl Harness {
         self.settle();
     }
 
+    /// Like [`Harness::run_for`] in steps of `step`: before each step settles, every
+    /// running container that `crash` picks (state, task, container, now) exits with
+    /// code 1.
+    pub(crate) fn run_crashing(
+        &mut self,
+        total: Duration,
+        step: Duration,
+        crash: impl Fn(&Snapshot, &TaskRecord, &ContainerRecord, Instant) -> bool,
+    ) {
+        let end = self.now + total;
+        self.settle();
+        while self.now < end {
+            self.now = (self.now + step).min(end);
+            let now = self.now;
+            let snap = self.r.snapshot();
+            let crash = &crash;
+            let due: Vec<(TaskId, String)> = snap
+                .observed
+                .tasks
+                .iter()
+                .flat_map(|(id, t)| {
+                    t.containers
+                        .iter()
+                        .filter(move |c| c.is_running() && crash(snap, t, c, now))
+                        .map(move |c| (id.clone(), c.name.clone()))
+                })
+                .collect();
+            for (t, c) in due {
+                self.exit(&t.0, &c, 1);
+            }
+            self.settle();
+        }
+    }
+
     pub(crate) fn exit(&mut self, task: &str, container: &str, code: i32) {
         self.exit_for(task, container, code, ExitReason::Exited);
     }

@@ -79,6 +79,22 @@ pub(crate) mod duration {
     }
 }
 
+/// `#[serde(with = "opt_duration")]`: an optional [`Duration`] as its tick count.
+pub(crate) mod opt_duration {
+    use embassy_time::Duration;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        d.map(|d| d.as_ticks()).serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|t| t.map(Duration::from_ticks))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,7 @@ mod linux;
 mod model;
 mod names;
 mod net;
+mod revision;
 mod storage;
 mod task;
 #[cfg(test)]
@@ -50,6 +51,7 @@ mod unsupported;
 pub use error::{FieldProblem, SpecError};
 pub use model::*;
 pub use names::validate_name;
+pub use revision::{Revision, SHORT_DIGEST_LEN};
 
 /// How strict [`parse_task_definition`] is; set from the agent config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
