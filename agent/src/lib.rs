@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod images;
+pub mod net;
 pub mod notify;
 pub mod report;
 pub mod runtime;

@@ -1,8 +1,10 @@
 //! skerry's pure core. Nothing here touches the disk, the network or the clock:
-//! - [`spec`]: ECS task definition JSON in, checked model out.
+//! - [`spec`]: ECS task definition JSON in, checked model out;
+//! - [`bridge`]: bridge subnet, container addresses and host-port choices.
 //!
 //! Kept as its own crate so it builds without tokio or libcontainer, and so its tests
 //! can link embassy-time's mock driver while the agent links the std driver.
 
+pub mod bridge;
 pub mod reconcile;
 pub mod spec;
