@@ -47,6 +47,8 @@ pub enum SeccompError {
     Bpf(#[from] bpf::BpfError),
     #[error("seccomp: installing the filter: {0}")]
     Install(std::io::Error),
+    #[error("seccomp: the kernel has no seccomp filter support (CONFIG_SECCOMP_FILTER); set seccomp = false in the agent config to run containers without Docker's filter")]
+    KernelUnsupported,
 }
 
 /// The filter program for `mode` on this host; `None` for [`SeccompMode::Unconfined`].
@@ -92,7 +94,12 @@ pub fn install(prog: &[SockFilter]) -> Result<(), SeccompError> {
         )
     };
     if rc != 0 {
-        return Err(SeccompError::Install(std::io::Error::last_os_error()));
+        let err = std::io::Error::last_os_error();
+        return Err(if err.raw_os_error() == Some(libc::EINVAL) {
+            SeccompError::KernelUnsupported
+        } else {
+            SeccompError::Install(err)
+        });
     }
     Ok(())
 }
