@@ -1,5 +1,10 @@
-//! Records the git commit, target triple and profile for `skerry version`.
+//! Records the git commit, target triple and profile for `skerry version`, and
+//! compiles the vendored seccomp profile into syscall tables (`build_seccomp.rs`).
+use std::path::PathBuf;
 use std::process::Command;
+
+#[path = "build_seccomp.rs"]
+mod seccomp;
 
 fn main() {
     let commit = Command::new("git")
@@ -43,6 +48,12 @@ fn main() {
         "cargo:rustc-env=SKERRY_PROFILE={}",
         std::env::var("PROFILE").unwrap_or_default()
     );
+    let profile = "src/runtime/seccomp/default.json";
+    let json = std::fs::read_to_string(profile).expect("reading the seccomp profile");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    seccomp::generate(&json, &out.join("seccomp_profile.rs"));
+    println!("cargo:rerun-if-changed={profile}");
+    println!("cargo:rerun-if-changed=build_seccomp.rs");
     println!("cargo:rerun-if-changed=../.git/HEAD");
     println!("cargo:rerun-if-changed=../.git/index");
 }

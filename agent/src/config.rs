@@ -12,6 +12,7 @@
 //! state_dir = "/var/lib/skerry"
 //! desired_dir = "/var/lib/skerry/desired"   # unset => <state_dir>/desired
 //! allow_privileged = false
+//! seccomp = true                  # Docker's default filter for unprivileged containers
 //! restart_backoff_secs = 10       # 1..=3600
 //! default_pids_limit = 1024       # 0 = unlimited, else >= 16
 //! watchdog = true
@@ -113,6 +114,8 @@ pub struct AgentConfig {
     pub desired_dir: Option<PathBuf>,
     /// Whether task definitions may ask for `privileged: true`.
     pub allow_privileged: bool,
+    /// Run unprivileged containers under Docker's default seccomp filter.
+    pub seccomp: bool,
     /// Delay before a failed container is restarted, in seconds (1..=3600).
     pub restart_backoff_secs: u64,
     /// `pids.max` for containers that set none: 0 = unlimited, else >= 16.
@@ -175,6 +178,7 @@ impl Default for AgentConfig {
             state_dir: PathBuf::from("/var/lib/skerry"),
             desired_dir: None,
             allow_privileged: false,
+            seccomp: true,
             restart_backoff_secs: 10,
             default_pids_limit: 1024,
             watchdog: true,

@@ -62,6 +62,7 @@ impl Context {
             log_max_bytes: self.config.logs.max_file_bytes,
             log_max_files: self.config.logs.max_files,
             pids_limit: self.config.default_pids_limit,
+            seccomp: self.config.seccomp,
         }))
     }
 

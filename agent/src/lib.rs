@@ -19,6 +19,7 @@ pub mod config;
 pub mod context;
 pub mod ctl;
 pub mod images;
+pub mod net;
 pub mod notify;
 pub mod report;
 pub mod runtime;

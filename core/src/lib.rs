@@ -2,10 +2,12 @@
 //! - [`spec`]: ECS task definition JSON in, checked model out.
 //! - [`reconcile`]: the reconciler: (desired, observed, now) → actions.
 //! - [`proto`]: the MQTT wire: topics, envelopes, signed documents, delivery rules.
+//! - [`bridge`]: bridge subnet, container addresses and host-port choices.
 //!
 //! Kept as its own crate so it builds without tokio or libcontainer, and so its tests
 //! can link embassy-time's mock driver while the agent links the std driver.
 
+pub mod bridge;
 pub mod proto;
 pub mod reconcile;
 pub mod spec;

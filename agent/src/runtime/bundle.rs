@@ -11,7 +11,7 @@ use skerry_core::spec::{
     ContainerDefinition, NamespaceMode, NetworkMode, TaskDefinition, VolumeSource,
 };
 
-use super::caps::effective_capabilities;
+use super::caps::{effective_capabilities, within_bounding_set};
 use super::user::ResolvedUser;
 use super::RuntimeError;
 use crate::images::ImageDefaults;
@@ -136,7 +136,10 @@ pub fn build_spec(inp: &BundleInputs<'_>) -> Result<oci_spec::runtime::Spec, Run
         options.push(format!("size={}m", t.size_mib));
         mounts.push(json!({"destination": t.container_path, "type": "tmpfs", "source": "tmpfs", "options": options}));
     }
-    let caps = effective_capabilities(c.privileged, &c.linux.cap_add, &c.linux.cap_drop);
+    let mut caps = effective_capabilities(c.privileged, &c.linux.cap_add, &c.linux.cap_drop);
+    if c.privileged {
+        caps = within_bounding_set(caps);
+    }
     // Without `ulimits` a container inherits the agent's limits, as Docker's do.
     let mut rlimits: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for u in &c.ulimits {
@@ -154,7 +157,7 @@ pub fn build_spec(inp: &BundleInputs<'_>) -> Result<oci_spec::runtime::Spec, Run
         "cwd": c.working_directory.clone().or_else(|| inp.image.working_dir.clone().filter(|w| !w.is_empty())).unwrap_or_else(|| "/".into()),
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": rlimits,
-        "noNewPrivileges": !c.privileged,
+        "noNewPrivileges": !c.privileged || c.security.no_new_privileges,
         // The agent's unit protects the agent from the OOM killer (OOMScoreAdjust);
         // containers must not inherit that: they are what the killer should pick.
         "oomScoreAdj": 0,

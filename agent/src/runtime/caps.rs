@@ -1,5 +1,7 @@
 //! Linux capabilities for a container: ECS's (Docker's) default set, adjusted by
-//! `linuxParameters.capabilities` add/drop, or everything for `privileged`.
+//! `linuxParameters.capabilities` add/drop, or everything for `privileged`
+//! (everything the agent's own bounding set holds: a capability the agent lacks
+//! cannot be granted, and asking for it would fail the container's start).
 
 use std::collections::BTreeSet;
 
@@ -66,6 +68,33 @@ pub const ALL_CAPABILITIES: &[&str] = &[
     "CAP_WAKE_ALARM",
 ];
 
+/// Capability names by number (linux/capability.h), for the bounding-set check.
+#[rustfmt::skip]
+const BY_NUMBER: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+];
+
+/// `caps` without those this process's bounding set lacks (or the kernel does not
+/// know).
+pub fn within_bounding_set(caps: Vec<String>) -> Vec<String> {
+    caps.into_iter()
+        .filter(|c| {
+            BY_NUMBER.iter().position(|n| n == c).is_some_and(|nr| {
+                // SAFETY: PR_CAPBSET_READ only reads the calling thread's bounding set.
+                unsafe { libc::prctl(libc::PR_CAPBSET_READ, nr as libc::c_ulong, 0, 0, 0) == 1 }
+            })
+        })
+        .collect()
+}
+
 /// The effective capability set: defaults (or all when privileged), minus `drop`
 /// (`ALL` drops everything first), plus `add` (`ALL` adds everything). Names are
 /// already normalized to `CAP_*` by the spec parser.
@@ -111,6 +140,25 @@ mod tests {
     fn caps_drop_all_keeps_only_added() {
         let caps = effective_capabilities(false, &["CAP_CHOWN".into()], &["ALL".into()]);
         assert_eq!(caps, vec!["CAP_CHOWN".to_string()]);
+    }
+
+    #[test]
+    fn caps_bounding_set_filter_keeps_what_this_process_holds() {
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let bnd = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+            .expect("CapBnd");
+        let kept = within_bounding_set(ALL_CAPABILITIES.iter().map(|c| (*c).to_string()).collect());
+        for (nr, name) in BY_NUMBER.iter().enumerate() {
+            assert_eq!(
+                kept.iter().any(|k| k == name),
+                bnd & (1 << nr) != 0,
+                "{name}"
+            );
+        }
+        assert_eq!(BY_NUMBER.len(), ALL_CAPABILITIES.len());
     }
 
     #[test]

@@ -32,6 +32,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::record::{self, LaunchPlan};
+use super::seccomp::{program_for, SeccompExecutor};
 use super::LAUNCH_FILE;
 
 /// The health command's output file inside the container's `logs/`.
@@ -111,12 +112,14 @@ fn spawn_and_wait(
         .try_clone()
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
     let devnull = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    let filter = program_for(&plan.seccomp).map_err(|e| e.to_string())?;
     let pid = ContainerBuilder::new(plan.container_id.clone(), SyscallType::default())
         .with_root_path(plan.libcontainer_root.clone())
         .map_err(|e| format!("container {}: {e}", plan.container_id))?
         .with_stdin(OwnedFd::from(devnull))
         .with_stdout(OwnedFd::from(out))
         .with_stderr(OwnedFd::from(err))
+        .with_executor(SeccompExecutor::new(filter))
         .as_tenant()
         .with_container_args(args.to_vec())
         .with_detach(false)

@@ -14,10 +14,12 @@ use skerry_core::spec::{
 };
 
 use super::bundle::{build_spec, cgroup_path, BundleInputs};
+use super::caps::effective_capabilities;
 use super::cgroup::{apply_task_limits, remove_task_cgroups};
 use super::etcfiles::write_etc_files;
 use super::init::is_static_elf;
 use super::record::{self, ExitRecord, LaunchPlan, MonitorRecord};
+use super::seccomp::SeccompMode;
 use super::user::resolve_user;
 use super::{RuntimeError, EXIT_FILE, LAUNCH_FILE, MONITOR_FILE};
 use crate::images::ImageStore;
@@ -33,6 +35,8 @@ pub struct RuntimeConfig {
     pub log_max_files: u32,
     /// Default pids limit per container (0: none).
     pub pids_limit: u32,
+    /// Docker's default seccomp filter for unprivileged containers.
+    pub seccomp: bool,
 }
 
 /// What the agent can tell about a container from its directory.
@@ -167,6 +171,17 @@ impl Runtime {
             log_max_files: self.cfg.log_max_files,
             stop_timeout_ms: c.stop_timeout.as_millis() as u64,
             cgroup_path: cgroup_path(task_id, &c.name),
+            seccomp: if self.cfg.seccomp && !c.privileged && !c.security.seccomp_unconfined {
+                SeccompMode::DockerDefault {
+                    capabilities: effective_capabilities(
+                        c.privileged,
+                        &c.linux.cap_add,
+                        &c.linux.cap_drop,
+                    ),
+                }
+            } else {
+                SeccompMode::Unconfined
+            },
         };
         fs::create_dir_all(&plan.log_dir).map_err(|e| RuntimeError::io(&plan.log_dir, e))?;
         fs::create_dir_all(&plan.libcontainer_root)

@@ -16,6 +16,7 @@ pub mod init;
 pub mod logfile;
 pub mod monitor;
 pub mod record;
+pub mod seccomp;
 pub mod user;
 
 use std::path::{Path, PathBuf};

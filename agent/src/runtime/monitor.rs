@@ -36,6 +36,7 @@ use nix::unistd::{dup2, fork, pipe, setsid, ForkResult, Pid};
 use super::cgroup::oom_kill_count;
 use super::logfile::{RotatingLog, Stream};
 use super::record::{self, ExitReason, ExitRecord, LaunchPlan, MonitorRecord};
+use super::seccomp::{program_for, SeccompExecutor};
 use super::{RuntimeError, EXIT_FILE, LAUNCH_FILE, MONITOR_FILE, MONITOR_LOG};
 
 /// Entry point of `skerry monitor start DIR`; returns the process exit code.
@@ -139,6 +140,9 @@ fn start_container(container_dir: &Path, plan: &LaunchPlan) -> Result<Started, R
     let (err_r, err_w) = pipe().map_err(|e| RuntimeError::Sys("pipe", e))?;
     let devnull =
         File::open("/dev/null").map_err(|e| RuntimeError::io(Path::new("/dev/null"), e))?;
+    // Compiled here, before libcontainer clones: the container process only installs it.
+    let filter = program_for(&plan.seccomp)
+        .map_err(|e| RuntimeError::Libcontainer(plan.container_id.clone(), e.to_string()))?;
     let mut container = ContainerBuilder::new(plan.container_id.clone(), SyscallType::default())
         .with_root_path(plan.libcontainer_root.clone())
         .map_err(lc)?
@@ -147,6 +151,7 @@ fn start_container(container_dir: &Path, plan: &LaunchPlan) -> Result<Started, R
         .with_stdin(OwnedFd::from(devnull))
         .with_stdout(out_w)
         .with_stderr(err_w)
+        .with_executor(SeccompExecutor::new(filter))
         .as_init(plan.bundle.clone())
         .with_systemd(false)
         .with_detach(true)

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::seccomp::SeccompMode;
 use super::RuntimeError;
 use crate::store::write_atomic;
 
@@ -40,6 +41,10 @@ pub struct LaunchPlan {
     pub stop_timeout_ms: u64,
     /// The container's cgroup path (for OOM accounting).
     pub cgroup_path: String,
+    /// The syscall filter of the container and of every process exec'd into it
+    /// (absent in plans written before seccomp: unfiltered, as they started).
+    #[serde(default)]
+    pub seccomp: SeccompMode,
 }
 
 /// Who runs the container: the monitor (its parent) and the container's init.

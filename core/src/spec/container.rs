@@ -11,7 +11,7 @@ use super::error::Problems;
 use super::model::{ContainerDefinition, NamespaceMode, NetworkMode, Volume, DEFAULT_STOP_TIMEOUT};
 use super::names::{check_absolute, check_image, parse_user, validate_name};
 use super::units::MIN_MEMORY_MIB;
-use super::{deps, health, linux, net, storage, unsupported, ParseOptions};
+use super::{deps, health, linux, net, security, storage, unsupported, ParseOptions};
 
 /// The most `stopTimeout` ECS allows, in seconds.
 const MAX_STOP_TIMEOUT_SECS: u32 = 120;
@@ -174,6 +174,11 @@ pub(crate) fn check(
         readonly_root_filesystem: raw.readonly_root_filesystem.unwrap_or(false),
         privileged,
         linux,
+        security: security::check(
+            raw.docker_security_options.as_ref(),
+            &format!("{at}.dockerSecurityOptions"),
+            p,
+        ),
         mount_points,
         ulimits,
         system_controls,

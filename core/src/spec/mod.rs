@@ -15,7 +15,9 @@
 //! - `runtimePlatform.cpuArchitecture` (the image decides), `versionConsistency`,
 //!   `portMappings[].name`/`appProtocol` (Service Connect);
 //! - `logConfiguration` with `json-file` or `local`: skerry always writes its own
-//!   rotated log files, so the driver's options are ignored.
+//!   rotated log files, so the driver's options are ignored;
+//! - `dockerSecurityOptions` `apparmor=unconfined` and `label=disable` (skerry
+//!   applies neither); `no-new-privileges` and `seccomp=unconfined` are honoured.
 //!
 //! Defaults and mappings: no `networkMode` means `host`; no `pidMode`/`ipcMode`
 //! means one namespace per container; `ipcMode: none` is refused (skerry always
@@ -40,6 +42,7 @@ mod model;
 mod names;
 mod net;
 mod revision;
+mod security;
 mod storage;
 mod task;
 #[cfg(test)]

@@ -107,6 +107,9 @@ pub struct ContainerDefinition {
     pub privileged: bool,
     /// `linuxParameters`.
     pub linux: LinuxParameters,
+    /// `dockerSecurityOptions` skerry honours (absent in records older than it).
+    #[serde(default)]
+    pub security: SecurityOptions,
     /// `mountPoints`.
     pub mount_points: Vec<MountPoint>,
     /// `ulimits`.
@@ -155,6 +158,7 @@ impl ContainerDefinition {
             readonly_root_filesystem: false,
             privileged: false,
             linux: LinuxParameters::default(),
+            security: SecurityOptions::default(),
             mount_points: vec![],
             ulimits: vec![],
             system_controls: BTreeMap::new(),
@@ -193,6 +197,15 @@ pub struct LinuxParameters {
     pub tmpfs: Vec<Tmpfs>,
     /// `sharedMemorySize` in MiB (size of /dev/shm).
     pub shared_memory_size_mib: Option<u64>,
+}
+
+/// The `dockerSecurityOptions` skerry honours (the others are refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SecurityOptions {
+    /// `no-new-privileges`: set no_new_privs even for a privileged container.
+    pub no_new_privileges: bool,
+    /// `seccomp=unconfined`: no syscall filter.
+    pub seccomp_unconfined: bool,
 }
 
 /// One `linuxParameters.tmpfs` entry.

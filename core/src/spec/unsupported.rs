@@ -107,7 +107,7 @@ pub(crate) fn check_container(raw: &RawContainer, at: &str, p: &mut Problems) {
 /// Fields that would change behaviour and that skerry cannot honour, with why.
 fn refused_fields(
     raw: &RawContainer,
-) -> [(&'static str, Option<&serde_json::Value>, &'static str); 12] {
+) -> [(&'static str, Option<&serde_json::Value>, &'static str); 11] {
     [
         (
             "environmentFiles",
@@ -158,11 +158,6 @@ fn refused_fields(
             "pseudoTerminal",
             raw.pseudo_terminal.as_ref(),
             "containers get no terminal",
-        ),
-        (
-            "dockerSecurityOptions",
-            raw.docker_security_options.as_ref(),
-            "there is no docker daemon to apply them",
         ),
         (
             "credentialSpecs",

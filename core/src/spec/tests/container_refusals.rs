@@ -62,11 +62,6 @@ fn unsupported_features_are_refused_naming_the_field() {
         ("interactive", json!(true), "no stdin"),
         ("pseudoTerminal", json!(true), "no terminal"),
         (
-            "dockerSecurityOptions",
-            json!(["no-new-privileges"]),
-            "is not supported",
-        ),
-        (
             "credentialSpecs",
             json!(["credentialspec:arn:aws:s3:::b/spec.json"]),
             "Windows",
@@ -74,6 +69,47 @@ fn unsupported_features_are_refused_naming_the_field() {
     ];
     for (field, value, reason) in cases {
         assert_container_field_refused(field, value, reason);
+    }
+}
+
+#[test]
+fn docker_security_options_honoured_or_refused_by_name() {
+    let task = generate_test_task_with_container_field(
+        "dockerSecurityOptions",
+        json!([
+            "no-new-privileges",
+            "seccomp=unconfined",
+            "apparmor:unconfined",
+            "label=disable"
+        ]),
+    );
+    let c = &parse_ok(&task).containers[0];
+    assert!(c.security.no_new_privileges && c.security.seccomp_unconfined);
+    let plain = parse_ok(&generate_test_task());
+    assert_eq!(
+        plain.containers[0].security,
+        crate::spec::SecurityOptions::default()
+    );
+    for (opt, reason) in [
+        (
+            "seccomp=/etc/profile.json",
+            "custom profiles are not supported",
+        ),
+        ("apparmor=docker-default", "no AppArmor profiles"),
+        ("label=type:svirt_apache_t", "no SELinux labels"),
+        ("no-new-privileges:false", "always sets no-new-privileges"),
+        ("credentialspec:file://x.json", "Windows"),
+        (
+            "systempaths=unconfined",
+            "\"systempaths=unconfined\" is not supported",
+        ),
+    ] {
+        let task = generate_test_task_with_container_field("dockerSecurityOptions", json!([opt]));
+        assert_refused(
+            &task,
+            "containerDefinitions[0].dockerSecurityOptions[0]",
+            reason,
+        );
     }
 }
 
