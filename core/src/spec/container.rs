@@ -11,7 +11,7 @@ use super::error::Problems;
 use super::model::{ContainerDefinition, NamespaceMode, NetworkMode, Volume, DEFAULT_STOP_TIMEOUT};
 use super::names::{check_absolute, check_image, parse_user, validate_name};
 use super::units::MIN_MEMORY_MIB;
-use super::{deps, health, linux, net, storage, unsupported, ParseOptions};
+use super::{deps, health, linux, logs, net, storage, unsupported, ParseOptions};
 
 /// The most `stopTimeout` ECS allows, in seconds.
 const MAX_STOP_TIMEOUT_SECS: u32 = 120;
@@ -43,6 +43,11 @@ pub(crate) fn check(
         None => p.push(format!("{at}.image"), "is required"),
     }
     unsupported::check_container(raw, at, p);
+    let log = raw
+        .log_configuration
+        .as_ref()
+        .map(|l| logs::check(l, &format!("{at}.logConfiguration"), p))
+        .unwrap_or_default();
 
     // Docker: later duplicates win.
     let mut environment = BTreeMap::new();
@@ -186,5 +191,6 @@ pub(crate) fn check(
         depends_on,
         health_check,
         restart_policy,
+        log,
     }
 }

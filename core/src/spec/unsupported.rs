@@ -1,8 +1,8 @@
 //! ECS features that mean nothing on a lone device, or that skerry cannot honour:
-//! platform and compatibility fields, refused task and container fields, and log
-//! drivers. Each refusal names the field and says why.
+//! platform and compatibility fields, refused task and container fields. Each
+//! refusal names the field and says why.
 
-use super::ecs::{is_meaningful, RawContainer, RawLogConfiguration, RawTaskDefinition};
+use super::ecs::{is_meaningful, RawContainer, RawTaskDefinition};
 use super::error::Problems;
 
 /// Compatibility and placement fields of the task.
@@ -82,15 +82,12 @@ pub(crate) fn check_task(raw: &RawTaskDefinition, p: &mut Problems) {
     }
 }
 
-/// Container fields skerry refuses, the log configuration and `versionConsistency`.
+/// Container fields skerry refuses, and `versionConsistency`.
 pub(crate) fn check_container(raw: &RawContainer, at: &str, p: &mut Problems) {
     for (field, value, why) in refused_fields(raw) {
         if value.is_some_and(is_meaningful) {
             p.push(format!("{at}.{field}"), format!("is not supported: {why}"));
         }
-    }
-    if let Some(log) = &raw.log_configuration {
-        check_log(log, &format!("{at}.logConfiguration"), p);
     }
     if let Some(v) = raw
         .version_consistency
@@ -170,23 +167,4 @@ fn refused_fields(
             "gMSA credential specs are for Windows containers",
         ),
     ]
-}
-
-/// `json-file` and `local` are accepted (skerry writes its own rotated log files
-/// either way; their options are ignored); every other driver is refused.
-fn check_log(raw: &RawLogConfiguration, at: &str, p: &mut Problems) {
-    match raw.log_driver.as_deref() {
-        Some("json-file" | "local") => {}
-        Some(other) => p.push(
-            format!("{at}.logDriver"),
-            format!("{other:?} is not supported: skerry keeps container logs on the device (see skerry logs)"),
-        ),
-        None => p.push(format!("{at}.logDriver"), "is required"),
-    }
-    if raw.secret_options.as_ref().is_some_and(is_meaningful) {
-        p.push(
-            format!("{at}.secretOptions"),
-            "is not supported: there is no IAM role on the device to read secrets",
-        );
-    }
 }

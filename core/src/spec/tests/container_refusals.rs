@@ -78,40 +78,6 @@ fn unsupported_features_are_refused_naming_the_field() {
 }
 
 #[test]
-fn only_local_log_drivers_are_accepted() {
-    for driver in ["awslogs", "splunk", "fluentd", "awsfirelens", "syslog"] {
-        let task = generate_test_task_with_container_field(
-            "logConfiguration",
-            json!({ "logDriver": driver }),
-        );
-        let err = assert_refused(
-            &task,
-            "containerDefinitions[0].logConfiguration.logDriver",
-            "is not supported",
-        );
-        let expected = format!(
-            "containerDefinitions[0].logConfiguration.logDriver: \"{driver}\" is not supported: skerry keeps container logs on the device (see skerry logs)"
-        );
-        assert_eq!(err.to_string(), expected);
-    }
-    let task =
-        generate_test_task_with_container_field("logConfiguration", json!({ "options": {} }));
-    assert_refused(
-        &task,
-        "containerDefinitions[0].logConfiguration.logDriver",
-        "is required",
-    );
-    let secret =
-        json!({ "logDriver": "json-file", "secretOptions": [{ "name": "k", "valueFrom": "arn" }] });
-    let task = generate_test_task_with_container_field("logConfiguration", secret);
-    assert_refused(
-        &task,
-        "containerDefinitions[0].logConfiguration.secretOptions",
-        "is not supported",
-    );
-}
-
-#[test]
 fn privileged_needs_the_agent_setting() {
     assert_container_field_refused(
         "privileged",

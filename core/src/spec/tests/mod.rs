@@ -10,6 +10,7 @@ mod container_refusals;
 mod deps_health;
 mod document;
 mod linux_refusals;
+mod logs;
 mod realistic;
 mod task_refusals;
 
