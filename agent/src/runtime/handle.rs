@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use skerry_core::spec::{
-    ContainerDefinition, NamespaceMode, NetworkMode, TaskDefinition, VolumeSource,
+    ContainerDefinition, LogDriver, NamespaceMode, NetworkMode, TaskDefinition, VolumeSource,
 };
 
 use super::bundle::{build_spec, cgroup_path, BundleInputs};
@@ -167,6 +167,7 @@ impl Runtime {
             log_max_files: self.cfg.log_max_files,
             stop_timeout_ms: c.stop_timeout.as_millis() as u64,
             cgroup_path: cgroup_path(task_id, &c.name),
+            discard_output: c.log == LogDriver::None,
         };
         fs::create_dir_all(&plan.log_dir).map_err(|e| RuntimeError::io(&plan.log_dir, e))?;
         fs::create_dir_all(&plan.libcontainer_root)

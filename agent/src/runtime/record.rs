@@ -40,6 +40,9 @@ pub struct LaunchPlan {
     pub stop_timeout_ms: u64,
     /// The container's cgroup path (for OOM accounting).
     pub cgroup_path: String,
+    /// `logDriver: none`: the container's output is read and dropped, no log file.
+    #[serde(default)]
+    pub discard_output: bool,
 }
 
 /// Who runs the container: the monitor (its parent) and the container's init.
