@@ -19,7 +19,9 @@
 //!   is never reached from the device. `awslogs` options are checked as ECS documents
 //!   them; `none` discards the output.
 //!
-//! Defaults and mappings: no `networkMode` means `host`; no `pidMode`/`ipcMode`
+//! Defaults and mappings: no `networkMode` means `host` for now, unless something
+//! needs ECS's default `bridge` (a remapped or dynamic port, links, a net sysctl),
+//! which is then refused at `networkMode` saying so (see `netmode`); no `pidMode`/`ipcMode`
 //! means one namespace per container; `ipcMode: none` is refused (skerry always
 //! gives containers a private /dev/shm). A volume without `host.sourcePath` is
 //! task-scoped. In host mode a port mapping's `hostPort` is its `containerPort`.
@@ -42,6 +44,7 @@ mod logs;
 mod model;
 mod names;
 mod net;
+mod netmode;
 mod storage;
 mod task;
 #[cfg(test)]

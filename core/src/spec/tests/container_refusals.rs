@@ -42,7 +42,6 @@ fn unsupported_features_are_refused_naming_the_field() {
             json!([{ "sourceContainer": "data" }]),
             "mount the same volume in both",
         ),
-        ("links", json!(["db:db"]), "bridge-mode only"),
         (
             "repositoryCredentials",
             json!({ "credentialsParameter": "arn:aws:secretsmanager:x" }),
@@ -186,10 +185,11 @@ fn mount_points_are_checked() {
 #[test]
 fn port_mappings_are_checked() {
     let field = "portMappings";
-    let task = generate_test_task_with_container_field(
+    let mut task = generate_test_task_with_container_field(
         field,
         json!([{ "containerPort": 80, "hostPort": 8080 }]),
     );
+    task["networkMode"] = json!("host");
     assert_refused(
         &task,
         "containerDefinitions[0].portMappings[0].hostPort",
