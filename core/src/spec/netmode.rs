@@ -73,16 +73,25 @@ pub(crate) fn check(
                     refused: false,
                 };
             }
-            let caveat = if needs.iter().any(|n| n.contains("systemControls")) {
-                "; net.* sysctls are refused there: they would change the device's network"
-            } else {
-                ""
-            };
+            let has = |what: &str| needs.iter().any(|n| n.contains(what));
+            let mut then = Vec::new();
+            if has("portMappings") {
+                then.push("each hostPort must then equal its containerPort");
+            }
+            if has("links") {
+                then.push("drop links: the task's containers then reach each other on localhost");
+            }
+            if has("systemControls") {
+                then.push(
+                    "net.* sysctls are refused there: they would change the device's network",
+                );
+            }
             p.push(
                 "networkMode",
                 format!(
-                    "omitted, so ECS runs the task with bridge (the ECS default when networkMode is omitted), which skerry does not support yet; bridge is needed by {}: set \"networkMode\": \"host\" (each hostPort must then equal its containerPort{caveat})",
-                    needs.join(", ")
+                    "omitted, so ECS runs the task with bridge (the ECS default when networkMode is omitted), which skerry does not support yet; bridge is needed by {}: set \"networkMode\": \"host\" ({})",
+                    needs.join(", "),
+                    then.join("; ")
                 ),
             );
             refused(NetworkMode::Host)

@@ -146,3 +146,13 @@ fn platform_features_are_refused_in_one_line_each() {
         .0
         .contains("it sizes Fargate's task storage"));
 }
+
+#[test]
+fn the_advice_for_an_omitted_mode_fits_what_needs_bridge() {
+    let task = generate_test_task_with_container_field("links", json!(["db"]));
+    let text = only_problem(&task).0;
+    assert!(
+        text.ends_with("set \"networkMode\": \"host\" (drop links: the task's containers then reach each other on localhost)"),
+        "{text}"
+    );
+}
