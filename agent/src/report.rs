@@ -93,7 +93,8 @@ impl Report {
             | Event::HealthChanged { task, .. }
             | Event::TaskStopping { task, .. }
             | Event::TaskStopped { task, .. }
-            | Event::ActionFailed { task, .. } => Some(task),
+            | Event::ActionFailed { task, .. }
+            | Event::LogsKeptOnDevice { task, .. } => Some(task),
             Event::ServiceBackoff { .. }
             | Event::CrashLoop { .. }
             | Event::DeploymentStarted { .. }

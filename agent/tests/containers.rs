@@ -531,7 +531,7 @@ fn bad_input_is_refused_with_the_field_and_changes_nothing() {
             "true",
             r#""logConfiguration": {"logDriver": "awslogs"}"#,
         ),
-        "containerDefinitions[0].logConfiguration.logDriver",
+        "containerDefinitions[0].logConfiguration.options.awslogs-group: is required",
     );
     assert_refused(
         &env,

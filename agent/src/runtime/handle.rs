@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use skerry_core::spec::{
-    ContainerDefinition, NamespaceMode, NetworkMode, TaskDefinition, VolumeSource,
+    ContainerDefinition, LogDriver, NamespaceMode, NetworkMode, TaskDefinition, VolumeSource,
 };
 
 use super::bundle::{build_spec, cgroup_path, BundleInputs};
@@ -182,6 +182,7 @@ impl Runtime {
             } else {
                 SeccompMode::Unconfined
             },
+            discard_output: c.log == LogDriver::None,
         };
         fs::create_dir_all(&plan.log_dir).map_err(|e| RuntimeError::io(&plan.log_dir, e))?;
         fs::create_dir_all(&plan.libcontainer_root)

@@ -208,8 +208,13 @@ fn supervise(container_dir: &Path, plan: &LaunchPlan, mut s: Started) -> i32 {
                 None
             }
         };
-    let mut log = match RotatingLog::open(&plan.log_dir, plan.log_max_bytes, plan.log_max_files) {
-        Ok(l) => Some(l),
+    let opened = if plan.discard_output {
+        Ok(None)
+    } else {
+        RotatingLog::open(&plan.log_dir, plan.log_max_bytes, plan.log_max_files).map(Some)
+    };
+    let mut log = match opened {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("monitor: opening container log: {e}");
             None

@@ -45,6 +45,9 @@ pub struct LaunchPlan {
     /// (absent in plans written before seccomp: unfiltered, as they started).
     #[serde(default)]
     pub seccomp: SeccompMode,
+    /// `logDriver: none`: the container's output is read and dropped, no log file.
+    #[serde(default)]
+    pub discard_output: bool,
 }
 
 /// Who runs the container: the monitor (its parent) and the container's init.

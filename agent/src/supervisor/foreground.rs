@@ -138,7 +138,8 @@ impl Story {
             }
             Event::ContainerRestarted { .. }
             | Event::HealthChanged { .. }
-            | Event::ActionFailed { .. } => eprintln!("skerry: {ev}"),
+            | Event::ActionFailed { .. }
+            | Event::LogsKeptOnDevice { .. } => eprintln!("skerry: {ev}"),
             _ => {}
         }
     }

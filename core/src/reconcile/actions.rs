@@ -198,4 +198,12 @@ pub enum Event {
         op: OpKind,
         error: String,
     },
+    /// A launched task's containers ask for `awslogs`: CloudWatch is not reached from
+    /// the device, their output is in skerry's rotated log files instead. One per task,
+    /// right after [`Event::TaskLaunched`]; `streams` are (container, ECS stream name
+    /// `prefix/container/task-id` when a prefix is set).
+    LogsKeptOnDevice {
+        task: TaskId,
+        streams: Vec<(String, Option<String>)>,
+    },
 }

@@ -57,6 +57,20 @@ impl fmt::Display for Event {
                 Some(c) => write!(f, "{op:?} of {task}/{c} failed: {error}"),
                 None => write!(f, "{op:?} of task {task} failed: {error}"),
             },
+            Event::LogsKeptOnDevice { task, streams } => {
+                let names: Vec<String> = streams
+                    .iter()
+                    .map(|(c, stream)| match stream {
+                        Some(s) => format!("{c} (stream {s})"),
+                        None => c.clone(),
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "task {task}: awslogs for {}: CloudWatch is not reached from the device; the output is kept in skerry's rotated log files (skerry logs {task})",
+                    names.join(", ")
+                )
+            }
         }
     }
 }
@@ -64,6 +78,58 @@ impl fmt::Display for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::testutil::{generate_test_container, generate_test_task, Harness};
+    use crate::reconcile::{Action, Desired, TaskId};
+    use crate::spec::{AwsLogs, LogDriver};
+
+    /// Each launch of a task with awslogs containers says once where the logs go.
+    #[test]
+    fn awslogs_task_launch_says_logs_stay_on_the_device() {
+        let mut logged = generate_test_container("web");
+        logged.log = LogDriver::Awslogs(AwsLogs {
+            group: "/ecs/web".into(),
+            region: "eu-west-1".into(),
+            stream_prefix: Some("ecs".into()),
+        });
+        let plain = generate_test_container("sidecar");
+        let mut desired = Desired::default();
+        desired
+            .tasks
+            .insert("t1".into(), generate_test_task(vec![logged, plain]));
+        let mut h = Harness::new(desired);
+        let d = h.reconcile();
+        let reports: Vec<&Event> = d
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Report(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        let at = reports
+            .iter()
+            .position(|e| matches!(e, Event::TaskLaunched { .. }))
+            .expect("a launch event");
+        let expected = Event::LogsKeptOnDevice {
+            task: TaskId::from("t1"),
+            streams: vec![("web".into(), Some("ecs/web/t1".into()))],
+        };
+        assert_eq!(reports.get(at + 1), Some(&&expected));
+        assert_eq!(reports.iter().filter(|e| ***e == expected).count(), 1);
+        assert_eq!(
+            expected.to_string(),
+            "task t1: awslogs for web (stream ecs/web/t1): CloudWatch is not reached from the device; the output is kept in skerry's rotated log files (skerry logs t1)"
+        );
+        h.answer(&d.actions);
+        h.settle();
+        assert_eq!(
+            h.events()
+                .filter(|e| matches!(e, Event::LogsKeptOnDevice { .. }))
+                .count(),
+            1,
+            "said once per task"
+        );
+    }
 
     #[test]
     fn event_text_reads_in_seconds() {

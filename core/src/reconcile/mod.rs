@@ -62,6 +62,7 @@ pub use observed::{
 };
 pub use service::{Deployment, ServiceState};
 
+use crate::spec::{LogDriver, TaskDefinition};
 use container::stop_task;
 
 /// The reconciler. Call contract (quinn-proto style; the caller is the driver):
@@ -133,6 +134,37 @@ impl Sink {
 
     pub(crate) fn event(&mut self, e: Event) {
         self.events.push(e);
+    }
+
+    /// [`Event::TaskLaunched`], then [`Event::LogsKeptOnDevice`] when any of the
+    /// task's containers asks for awslogs.
+    pub(crate) fn launched(
+        &mut self,
+        task: &TaskId,
+        service: Option<String>,
+        def: &TaskDefinition,
+    ) {
+        self.event(Event::TaskLaunched {
+            task: task.clone(),
+            service,
+            revision: def.revision_id(),
+        });
+        let streams: Vec<(String, Option<String>)> = def
+            .containers
+            .iter()
+            .filter_map(|c| match &c.log {
+                LogDriver::Awslogs(aws) => {
+                    Some((c.name.clone(), aws.stream_name(&c.name, &task.0)))
+                }
+                _ => None,
+            })
+            .collect();
+        if !streams.is_empty() {
+            self.event(Event::LogsKeptOnDevice {
+                task: task.clone(),
+                streams,
+            });
+        }
     }
 
     /// Asks to be called again at `at` (ignored unless later than now).
@@ -253,11 +285,7 @@ impl Reconciler {
                     id.clone(),
                     TaskRecord::new(Owner::Standalone, def.clone(), now),
                 );
-                sink.event(Event::TaskLaunched {
-                    task: id.clone(),
-                    service: None,
-                    revision: def.revision_id(),
-                });
+                sink.launched(id, None, def);
             }
         }
     }

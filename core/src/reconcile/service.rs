@@ -225,11 +225,7 @@ pub(super) fn plan(
             id.clone(),
             TaskRecord::new(Owner::Service(name.to_owned()), target.clone(), now),
         );
-        sink.event(Event::TaskLaunched {
-            task: id,
-            service: Some(name.to_owned()),
-            revision: target.revision_id(),
-        });
+        sink.launched(&id, Some(name.to_owned()), &target);
         live += 1;
         new_active += 1;
     }

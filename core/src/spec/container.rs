@@ -11,7 +11,7 @@ use super::error::Problems;
 use super::model::{ContainerDefinition, NamespaceMode, NetworkMode, Volume, DEFAULT_STOP_TIMEOUT};
 use super::names::{check_absolute, check_image, parse_user, validate_name};
 use super::units::MIN_MEMORY_MIB;
-use super::{deps, health, linux, net, security, storage, unsupported, ParseOptions};
+use super::{deps, health, linux, logs, net, security, storage, unsupported, ParseOptions};
 
 /// The most `stopTimeout` ECS allows, in seconds.
 const MAX_STOP_TIMEOUT_SECS: u32 = 120;
@@ -21,6 +21,8 @@ const MAX_CONTAINER_CPU_UNITS: u32 = 262_144;
 /// Task-level facts a container's checks depend on.
 pub(crate) struct TaskContext<'a> {
     pub network_mode: NetworkMode,
+    /// `networkMode` was refused: mode-dependent checks stay quiet (no knock-ons).
+    pub network_refused: bool,
     pub ipc_mode: NamespaceMode,
     pub volumes: &'a [Volume],
     pub opts: &'a ParseOptions,
@@ -42,7 +44,12 @@ pub(crate) fn check(
         Some(image) => p.check(format!("{at}.image"), check_image(image)),
         None => p.push(format!("{at}.image"), "is required"),
     }
-    unsupported::check_container(raw, at, p);
+    unsupported::check_container(raw, at, ctx.network_refused, p);
+    let log = raw
+        .log_configuration
+        .as_ref()
+        .map(|l| logs::check(l, &format!("{at}.logConfiguration"), p))
+        .unwrap_or_default();
 
     // Docker: later duplicates win.
     let mut environment = BTreeMap::new();
@@ -137,11 +144,16 @@ pub(crate) fn check(
     let system_controls = linux::check_sysctls(
         raw.system_controls.as_deref().unwrap_or_default(),
         &format!("{at}.systemControls"),
-        ctx.network_mode,
+        // Under a refused networkMode, net.* sysctls are not judged against host mode.
+        if ctx.network_refused {
+            NetworkMode::None
+        } else {
+            ctx.network_mode
+        },
         ctx.ipc_mode,
         p,
     );
-    let net = net::check(raw, at, ctx.network_mode, p);
+    let net = net::check(raw, at, ctx.network_mode, ctx.network_refused, p);
     let depends_on = deps::parse(
         raw.depends_on.as_deref().unwrap_or_default(),
         &format!("{at}.dependsOn"),
@@ -191,5 +203,6 @@ pub(crate) fn check(
         depends_on,
         health_check,
         restart_policy,
+        log,
     }
 }

@@ -242,9 +242,8 @@ pub(crate) struct RawRestartPolicy {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawLogConfiguration {
     pub log_driver: Option<String>,
-    /// Driver options: accepted for `json-file`/`local` and ignored (skerry rotates
-    /// its own files).
-    #[allow(dead_code)]
+    /// Driver options: checked for `awslogs` and `none`, ignored for `json-file` and
+    /// `local` (skerry rotates its own files).
     pub options: Option<std::collections::BTreeMap<String, String>>,
     pub secret_options: Option<Value>,
 }

@@ -14,12 +14,16 @@
 //!   containers get no AWS credentials from skerry;
 //! - `runtimePlatform.cpuArchitecture` (the image decides), `versionConsistency`,
 //!   `portMappings[].name`/`appProtocol` (Service Connect);
-//! - `logConfiguration` with `json-file` or `local`: skerry always writes its own
-//!   rotated log files, so the driver's options are ignored;
+//! - `logConfiguration` with `awslogs`, `json-file` or `local`: skerry always writes
+//!   the container's output to its own rotated log files (`skerry logs`); CloudWatch
+//!   is never reached from the device. `awslogs` options are checked as ECS documents
+//!   them; `none` discards the output.
 //! - `dockerSecurityOptions` `apparmor=unconfined` and `label=disable` (skerry
 //!   applies neither); `no-new-privileges` and `seccomp=unconfined` are honoured.
 //!
-//! Defaults and mappings: no `networkMode` means `host`; no `pidMode`/`ipcMode`
+//! Defaults and mappings: no `networkMode` means `host` for now, unless something
+//! needs ECS's default `bridge` (a remapped or dynamic port, links, a net sysctl),
+//! which is then refused at `networkMode` saying so (see `netmode`); no `pidMode`/`ipcMode`
 //! means one namespace per container; `ipcMode: none` is refused (skerry always
 //! gives containers a private /dev/shm). A volume without `host.sourcePath` is
 //! task-scoped. In host mode a port mapping's `hostPort` is its `containerPort`.
@@ -29,7 +33,7 @@
 //! Everything that would change behaviour but cannot be honoured is refused,
 //! naming the field: bridge/awsvpc networking, Fargate-only definitions, docker/EFS/
 //! FSx/EBS volumes, secrets and environment files, log drivers other than
-//! json-file/local, FireLens, devices, swap settings, links, volumesFrom, GPUs,
+//! awslogs/json-file/local/none, FireLens, devices, swap settings, links, volumesFrom, GPUs,
 //! privileged containers unless the agent's `allow_privileged` is set, and more.
 
 mod container;
@@ -38,9 +42,11 @@ mod ecs;
 mod error;
 mod health;
 mod linux;
+mod logs;
 mod model;
 mod names;
 mod net;
+mod netmode;
 mod revision;
 mod security;
 mod storage;

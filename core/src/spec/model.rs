@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::logs::{AwsLogs, LogDriver};
+
 /// Default stop timeout (ECS: 30 s) between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -134,6 +136,9 @@ pub struct ContainerDefinition {
     pub health_check: Option<HealthCheck>,
     /// `restartPolicy`.
     pub restart_policy: Option<RestartPolicy>,
+    /// `logConfiguration` (absent in records written before it was kept).
+    #[serde(default)]
+    pub log: LogDriver,
 }
 
 impl ContainerDefinition {
@@ -171,6 +176,7 @@ impl ContainerDefinition {
             depends_on: vec![],
             health_check: None,
             restart_policy: None,
+            log: LogDriver::Files,
         }
     }
 }

@@ -20,6 +20,7 @@ pub(crate) fn check(
     raw: &RawContainer,
     at: &str,
     network_mode: NetworkMode,
+    network_refused: bool,
     p: &mut Problems,
 ) -> NetSettings {
     let ports = raw.port_mappings.as_deref().unwrap_or_default();
@@ -32,7 +33,10 @@ pub(crate) fn check(
     let port_mappings = ports
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| port_mapping(m, &format!("{at}.portMappings[{i}]"), network_mode, p))
+        .filter_map(|(i, m)| {
+            let at = format!("{at}.portMappings[{i}]");
+            port_mapping(m, &at, network_mode, network_refused, p)
+        })
         .collect();
     // Each container gets its own UTS namespace, so a hostname is fine in host mode.
     if let Some(hostname) = &raw.hostname {
@@ -78,11 +82,13 @@ pub(crate) fn check(
 }
 
 /// In host mode `hostPort` must be absent or equal `containerPort` (as in ECS) and
-/// is filled in with it.
+/// is filled in with it. When `networkMode` was refused (`network_refused`), the
+/// host port is not checked: that refusal already covers it.
 fn port_mapping(
     raw: &RawPortMapping,
     at: &str,
     network_mode: NetworkMode,
+    network_refused: bool,
     p: &mut Problems,
 ) -> Option<PortMapping> {
     if raw.container_port_range.as_ref().is_some_and(is_meaningful) {
@@ -114,6 +120,7 @@ fn port_mapping(
     };
     let container_port = port(container_port, "containerPort", p)?;
     let host_port = match raw.host_port {
+        Some(_) if network_refused => None,
         Some(host) if network_mode == NetworkMode::Host && host != u32::from(container_port) => {
             p.push(
                 format!("{at}.hostPort"),

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use super::container::{self, TaskContext};
 use super::ecs::RawTaskDefinition;
 use super::error::Problems;
-use super::model::{NamespaceMode, NetworkMode, TaskDefinition};
+use super::model::{NamespaceMode, TaskDefinition};
 use super::names::validate_name;
-use super::{deps, storage, units, unsupported, ParseOptions};
+use super::{deps, netmode, storage, units, unsupported, ParseOptions};
 
 /// Checks a raw task definition, recording every problem in `p`.
 pub(crate) fn check(
@@ -29,8 +29,9 @@ pub(crate) fn check(
             String::new()
         }
     };
-    unsupported::check_task(raw, p);
-    let network_mode = network_mode(raw.network_mode.as_deref(), p);
+    let fargate_only = unsupported::check_task(raw, p);
+    let network = netmode::check(raw, fargate_only, p);
+    let network_mode = network.mode;
     let pid_mode = namespace_mode("pidMode", raw.pid_mode.as_deref(), p);
     let ipc_mode = namespace_mode("ipcMode", raw.ipc_mode.as_deref(), p);
     let volumes = storage::volumes(raw.volumes.as_deref().unwrap_or_default(), p);
@@ -45,6 +46,7 @@ pub(crate) fn check(
 
     let ctx = TaskContext {
         network_mode,
+        network_refused: network.refused,
         ipc_mode,
         volumes: &volumes,
         opts,
@@ -134,22 +136,6 @@ pub(crate) fn check(
 
 fn ok_or_push<T>(p: &mut Problems, path: &str, result: Result<T, String>) -> Option<T> {
     result.map_err(|reason| p.push(path, reason)).ok()
-}
-
-fn network_mode(value: Option<&str>, p: &mut Problems) -> NetworkMode {
-    match value {
-        None | Some("host") => NetworkMode::Host,
-        Some("none") => NetworkMode::None,
-        Some(other) => {
-            p.push(
-                "networkMode",
-                format!(
-                    "networkMode {other:?} is not supported: skerry runs host or none networking"
-                ),
-            );
-            NetworkMode::Host
-        }
-    }
 }
 
 /// `pidMode`/`ipcMode`: `host` or `task`; absent means one namespace per container.

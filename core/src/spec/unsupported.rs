@@ -1,12 +1,14 @@
 //! ECS features that mean nothing on a lone device, or that skerry cannot honour:
-//! platform and compatibility fields, refused task and container fields, and log
-//! drivers. Each refusal names the field and says why.
+//! platform and compatibility fields, refused task and container fields. Each
+//! refusal names the field and says why.
 
-use super::ecs::{is_meaningful, RawContainer, RawLogConfiguration, RawTaskDefinition};
+use super::ecs::{is_meaningful, RawContainer, RawTaskDefinition};
 use super::error::Problems;
 
-/// Compatibility and placement fields of the task.
-pub(crate) fn check_task(raw: &RawTaskDefinition, p: &mut Problems) {
+/// Compatibility and placement fields of the task. Returns whether the definition
+/// is FARGATE-only (refused here in one line, which covers its Fargate settings).
+pub(crate) fn check_task(raw: &RawTaskDefinition, p: &mut Problems) -> bool {
+    let mut fargate_only = false;
     if let Some(list) = &raw.requires_compatibilities {
         for (i, value) in list.iter().enumerate() {
             if !matches!(
@@ -20,9 +22,15 @@ pub(crate) fn check_task(raw: &RawTaskDefinition, p: &mut Problems) {
             }
         }
         if !list.is_empty() && !list.iter().any(|v| v == "EXTERNAL" || v == "EC2") {
+            fargate_only = list.iter().any(|v| v == "FARGATE");
+            let why = if fargate_only {
+                "a FARGATE-only definition runs on AWS's hosts; skerry runs EXTERNAL (ECS Anywhere) and EC2 definitions: list \"EXTERNAL\" (with \"networkMode\": \"host\" instead of awsvpc)"
+            } else {
+                "skerry runs EXTERNAL (ECS Anywhere) and EC2 definitions: list \"EXTERNAL\""
+            };
             p.push(
                 "requiresCompatibilities",
-                format!("{list:?} is not supported: skerry runs task definitions compatible with EXTERNAL or EC2"),
+                format!("{list:?} is not supported: {why}"),
             );
         }
     }
@@ -62,12 +70,12 @@ pub(crate) fn check_task(raw: &RawTaskDefinition, p: &mut Problems) {
         (
             "proxyConfiguration",
             &raw.proxy_configuration,
-            "App Mesh proxies are not supported",
+            "App Mesh needs AWS's mesh control plane; run the proxy as an ordinary container if you need one",
         ),
         (
             "ephemeralStorage",
-            &raw.ephemeral_storage,
-            "it is a Fargate setting",
+            if fargate_only { &None } else { &raw.ephemeral_storage },
+            "it sizes Fargate's task storage; on the device a task's files use the state directory's disk",
         ),
         (
             "enableFaultInjection",
@@ -80,17 +88,24 @@ pub(crate) fn check_task(raw: &RawTaskDefinition, p: &mut Problems) {
             p.push(field, format!("is not supported: {why}"));
         }
     }
+    fargate_only
 }
 
-/// Container fields skerry refuses, the log configuration and `versionConsistency`.
-pub(crate) fn check_container(raw: &RawContainer, at: &str, p: &mut Problems) {
+/// Container fields skerry refuses, and `versionConsistency`.
+/// `network_refused`: `networkMode` was refused, which covers `links` (a bridge feature).
+pub(crate) fn check_container(
+    raw: &RawContainer,
+    at: &str,
+    network_refused: bool,
+    p: &mut Problems,
+) {
     for (field, value, why) in refused_fields(raw) {
+        if field == "links" && network_refused {
+            continue;
+        }
         if value.is_some_and(is_meaningful) {
             p.push(format!("{at}.{field}"), format!("is not supported: {why}"));
         }
-    }
-    if let Some(log) = &raw.log_configuration {
-        check_log(log, &format!("{at}.logConfiguration"), p);
     }
     if let Some(v) = raw
         .version_consistency
@@ -137,12 +152,12 @@ fn refused_fields(
         (
             "resourceRequirements",
             raw.resource_requirements.as_ref(),
-            "GPU and accelerator reservations are not available",
+            "skerry does not reserve or expose GPUs or inference accelerators",
         ),
         (
             "firelensConfiguration",
             raw.firelens_configuration.as_ref(),
-            "skerry keeps container logs on the device (see skerry logs)",
+            "FireLens routers need AWS access; skerry keeps container logs on the device (skerry logs): use the awslogs or json-file log driver",
         ),
         (
             "disableNetworking",
@@ -165,23 +180,4 @@ fn refused_fields(
             "gMSA credential specs are for Windows containers",
         ),
     ]
-}
-
-/// `json-file` and `local` are accepted (skerry writes its own rotated log files
-/// either way; their options are ignored); every other driver is refused.
-fn check_log(raw: &RawLogConfiguration, at: &str, p: &mut Problems) {
-    match raw.log_driver.as_deref() {
-        Some("json-file" | "local") => {}
-        Some(other) => p.push(
-            format!("{at}.logDriver"),
-            format!("{other:?} is not supported: skerry keeps container logs on the device (see skerry logs)"),
-        ),
-        None => p.push(format!("{at}.logDriver"), "is required"),
-    }
-    if raw.secret_options.as_ref().is_some_and(is_meaningful) {
-        p.push(
-            format!("{at}.secretOptions"),
-            "is not supported: there is no IAM role on the device to read secrets",
-        );
-    }
 }

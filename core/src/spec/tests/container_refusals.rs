@@ -42,7 +42,6 @@ fn unsupported_features_are_refused_naming_the_field() {
             json!([{ "sourceContainer": "data" }]),
             "mount the same volume in both",
         ),
-        ("links", json!(["db:db"]), "bridge-mode only"),
         (
             "repositoryCredentials",
             json!({ "credentialsParameter": "arn:aws:secretsmanager:x" }),
@@ -111,40 +110,6 @@ fn docker_security_options_honoured_or_refused_by_name() {
             reason,
         );
     }
-}
-
-#[test]
-fn only_local_log_drivers_are_accepted() {
-    for driver in ["awslogs", "splunk", "fluentd", "awsfirelens", "syslog"] {
-        let task = generate_test_task_with_container_field(
-            "logConfiguration",
-            json!({ "logDriver": driver }),
-        );
-        let err = assert_refused(
-            &task,
-            "containerDefinitions[0].logConfiguration.logDriver",
-            "is not supported",
-        );
-        let expected = format!(
-            "containerDefinitions[0].logConfiguration.logDriver: \"{driver}\" is not supported: skerry keeps container logs on the device (see skerry logs)"
-        );
-        assert_eq!(err.to_string(), expected);
-    }
-    let task =
-        generate_test_task_with_container_field("logConfiguration", json!({ "options": {} }));
-    assert_refused(
-        &task,
-        "containerDefinitions[0].logConfiguration.logDriver",
-        "is required",
-    );
-    let secret =
-        json!({ "logDriver": "json-file", "secretOptions": [{ "name": "k", "valueFrom": "arn" }] });
-    let task = generate_test_task_with_container_field("logConfiguration", secret);
-    assert_refused(
-        &task,
-        "containerDefinitions[0].logConfiguration.secretOptions",
-        "is not supported",
-    );
 }
 
 #[test]
@@ -256,10 +221,11 @@ fn mount_points_are_checked() {
 #[test]
 fn port_mappings_are_checked() {
     let field = "portMappings";
-    let task = generate_test_task_with_container_field(
+    let mut task = generate_test_task_with_container_field(
         field,
         json!([{ "containerPort": 80, "hostPort": 8080 }]),
     );
+    task["networkMode"] = json!("host");
     assert_refused(
         &task,
         "containerDefinitions[0].portMappings[0].hostPort",

@@ -238,7 +238,8 @@ fn system_controls_must_be_namespaced() {
         { "namespace": "fs.mqueue.msg_max", "value": "20" }
     ]);
     let at = "containerDefinitions[0].systemControls";
-    let task = generate_test_task_with_container_field("systemControls", controls);
+    let mut task = generate_test_task_with_container_field("systemControls", controls);
+    task["networkMode"] = json!("host");
     assert_refused(
         &task,
         &format!("{at}[0].namespace"),

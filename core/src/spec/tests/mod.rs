@@ -10,6 +10,8 @@ mod container_refusals;
 mod deps_health;
 mod document;
 mod linux_refusals;
+mod logs;
+mod network;
 mod realistic;
 mod task_refusals;
 
@@ -104,7 +106,7 @@ fn all_problems_are_collected() {
     let text = err.to_string();
     assert_eq!(text.lines().count(), 4);
     assert!(text.contains(
-        "networkMode: networkMode \"bridge\" is not supported: skerry runs host or none networking"
+        "networkMode: \"bridge\" is not supported yet: skerry runs host or none networking"
     ));
     assert!(text.contains("containerDefinitions[0].memory: must be at least 6 MiB, got 4"));
 }

@@ -23,15 +23,21 @@ fn family_is_required_and_checked() {
 
 #[test]
 fn bridge_and_awsvpc_are_refused() {
-    for mode in ["bridge", "awsvpc"] {
+    for (mode, why) in [
+        ("bridge", "skerry runs host or none networking"),
+        ("awsvpc", "which ECS Anywhere refuses too"),
+    ] {
         let err = assert_refused(
             &generate_test_task_with("networkMode", json!(mode)),
             "networkMode",
-            "skerry runs host or none networking",
+            why,
         );
         assert!(err.problems[0]
             .reason
-            .contains(&format!("networkMode \"{mode}\" is not supported")));
+            .starts_with(&format!("\"{mode}\" is not supported")));
+        assert!(err.problems[0]
+            .reason
+            .contains("use \"networkMode\": \"host\""));
     }
 }
 
@@ -129,7 +135,7 @@ fn platform_requirements_are_checked() {
     assert_refused(
         &generate_test_task_with("requiresCompatibilities", json!(["FARGATE"])),
         "requiresCompatibilities",
-        "EXTERNAL or EC2",
+        "skerry runs EXTERNAL (ECS Anywhere) and EC2 definitions",
     );
     assert_refused(
         &generate_test_task_with("requiresCompatibilities", json!(["EXTERNAL", "MARS"])),
