@@ -9,10 +9,12 @@
 //! - [`config`]: the agent's TOML configuration.
 //! - [`supervisor`]: keeps the desired tasks running (standalone mode).
 //! - [`cli`]: argument parsing and dispatch; thin.
+//! - [`logging`]: where logs go (journald, stderr) and the fields events carry.
 
 pub mod cli;
 pub mod config;
 pub mod images;
+pub mod logging;
 pub mod notify;
 pub mod report;
 pub mod runtime;

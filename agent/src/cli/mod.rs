@@ -3,9 +3,12 @@
 //! 0 ok, 1 runtime failure, 2 bad input (task definition, config, arguments).
 
 mod context;
+mod errtext;
 mod events;
+pub mod generate;
 mod image;
 mod logs;
+pub mod output;
 mod ps;
 pub mod run;
 mod stop;
@@ -19,7 +22,7 @@ pub use context::Context;
 
 /// skerry: run ECS task definitions on edge gateways, with no Docker and no network.
 #[derive(Debug, Parser)]
-#[command(name = "skerry", version, about, disable_version_flag = true)]
+#[command(name = "skerry", version = VERSION, about)]
 pub struct Cli {
     /// Agent config file (TOML). Default: /etc/skerry/agent.toml if present, else built-in defaults.
     #[arg(long, global = true, env = "SKERRY_CONFIG")]
@@ -53,6 +56,12 @@ pub enum Command {
     /// Internal: a container's monitor process.
     #[command(hide = true, subcommand)]
     Monitor(MonitorCommand),
+    /// Internal (packaging): write man pages or shell completions into DIR.
+    #[command(hide = true, name = "__generate")]
+    Generate {
+        what: generate::Generated,
+        dir: PathBuf,
+    },
     /// Internal: the init process for containers with initProcessEnabled.
     #[command(hide = true)]
     Init {
@@ -86,15 +95,21 @@ pub enum MonitorCommand {
     },
 }
 
-/// The version line(s) of `skerry version`.
+/// What `skerry version` and `skerry --version` print after `skerry `.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SKERRY_GIT_COMMIT"),
+    ", target ",
+    env!("SKERRY_TARGET"),
+    ", profile ",
+    env!("SKERRY_PROFILE"),
+    ")"
+);
+
+/// The version line of `skerry version` (and `--version`, `-V`).
 pub fn version_text() -> String {
-    format!(
-        "skerry {} (commit {}, target {}, profile {})",
-        env!("CARGO_PKG_VERSION"),
-        env!("SKERRY_GIT_COMMIT"),
-        env!("SKERRY_TARGET"),
-        env!("SKERRY_PROFILE")
-    )
+    format!("skerry {VERSION}")
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -113,6 +128,16 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Monitor(MonitorCommand::Exec { dir, timeout, cmd }) => {
             crate::runtime::exec::monitor_exec_main(&dir, timeout, &cmd)
         }
+        Command::Generate { what, dir } => match generate::generate(what, &dir) {
+            Ok(files) => {
+                files.iter().for_each(|f| println!("{}", f.display()));
+                0
+            }
+            Err(e) => {
+                eprintln!("skerry: {}", errtext::error_text(&e));
+                1
+            }
+        },
         Command::Init { args } => {
             let args: Vec<String> = args.into_iter().skip_while(|a| a == "--").collect();
             crate::runtime::init::init_main(&args)
@@ -121,7 +146,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             let ctx = match Context::load(cli.config.as_deref(), cli.state_dir.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("skerry: {e:#}");
+                    eprintln!("skerry: {}", errtext::error_text(&e));
                     return 2;
                 }
             };
@@ -142,7 +167,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             match result {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("skerry: {e:#}");
+                    eprintln!("skerry: {}", errtext::error_text(&e));
                     1
                 }
             }
