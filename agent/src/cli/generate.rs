@@ -30,14 +30,53 @@ pub const COMPLETIONS: [(Shell, &str); 3] = [
     (Shell::Fish, "skerry.fish"),
 ];
 
+/// What `skerry.1` says beyond the commands: files, environment, logs.
+const MAIN_PAGE_EXTRA: &str = r#".SH FILES
+.TP
+\fI/etc/skerry/agent.toml\fR
+Agent configuration (TOML). Every key is documented, with its default, in the
+installed file. Unknown keys and bad values are refused, naming the key.
+.TP
+\fI/var/lib/skerry\fR
+State directory: images, tasks, container state, the outbox of events.
+.TP
+\fI/var/lib/skerry/desired\fR
+Standalone mode: task definitions (\fI<id>.json\fR) and services
+(\fI<name>.service.json\fR) to keep running.
+.SH ENVIRONMENT
+.TP
+\fBSKERRY_LOG\fR
+Log level or filter (default \fIinfo\fR).
+.TP
+\fBSKERRY_CONFIG\fR, \fBSKERRY_STATE_DIR\fR
+As \fB\-\-config\fR and \fB\-\-state\-dir\fR.
+.SH LOGS
+Under systemd the agent writes to the journal natively; each event's fields
+are journal fields (\fBTASK\fR, \fBCONTAINER\fR, \fBSERVICE\fR,
+\fBEVENT\fR) with its priority:
+\fBjournalctl \-u skerry \-p err\fR,
+\fBjournalctl \-u skerry TASK=web.1\fR.
+Elsewhere it logs to stderr, in colour only on a terminal.
+.SH SEE ALSO
+.BR systemctl (1),
+.BR journalctl (1)
+"#;
+
 /// Writes what `what` names into `dir` (created if missing); returns the files.
 pub fn generate(what: Generated, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cmd = Cli::command();
+    // The plain version: the pages are the same for every target and build.
+    let cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
     match what {
         Generated::Man => {
             clap_mangen::generate_to(cmd, dir)
                 .with_context(|| format!("writing man pages to {}", dir.display()))?;
+            let main = dir.join("skerry.1");
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&main)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, MAIN_PAGE_EXTRA.as_bytes()))
+                .with_context(|| format!("writing {}", main.display()))?;
             let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
                 .with_context(|| format!("listing {}", dir.display()))?
                 .flatten()
