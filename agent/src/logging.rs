@@ -1,8 +1,8 @@
 //! Where skerry's own logs go, and the fields a reconciler event carries there.
 //!
 //! [`init`] picks one sink, once, before any thread starts:
-//! - **journald, natively**, when the process runs under systemd (`JOURNAL_STREAM` is
-//!   set, or `NOTIFY_SOCKET` is and the journal socket exists) and
+//! - **journald, natively**, when the process runs under systemd (stderr is the
+//!   `JOURNAL_STREAM`, or `NOTIFY_SOCKET` is set and the journal socket exists) and
 //!   `/run/systemd/journal/socket` answers: every event becomes a journal entry whose
 //!   fields are the event's fields, upper-cased, with no prefix (`TASK=web.1`,
 //!   `CONTAINER=app`, `SERVICE=web`, `EVENT=ContainerExited`, `ERROR=…`) and whose
@@ -67,10 +67,26 @@ fn format() -> format::Format {
     format::Format::default()
 }
 
-/// Whether systemd started this process with its output going to the journal.
+/// Whether systemd started this process with its output going to the journal:
+/// stderr is the stream `JOURNAL_STREAM` names (`<dev>:<inode>`, as systemd.exec(5)
+/// says to check: the variable leaks into shells started from a unit), or the
+/// process is a notify service and the journal is there.
 fn under_systemd() -> bool {
-    std::env::var_os("JOURNAL_STREAM").is_some()
+    let stream = std::env::var("JOURNAL_STREAM").ok();
+    stream.as_deref().is_some_and(stderr_is)
         || (std::env::var_os("NOTIFY_SOCKET").is_some() && Path::new(JOURNAL_SOCKET).exists())
+}
+
+/// Whether stderr is the file `<dev>:<inode>`.
+fn stderr_is(dev_ino: &str) -> bool {
+    let Some((dev, ino)) = dev_ino.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    nix::sys::stat::fstat(libc::STDERR_FILENO)
+        .is_ok_and(|st| st.st_dev as u64 == dev && st.st_ino as u64 == ino)
 }
 
 /// The syslog priority of a level, as journald numbers it.

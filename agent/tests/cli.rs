@@ -216,7 +216,8 @@ fn failing_service(family: &str) -> String {
 fn cli_agent_logs_to_a_file_have_no_colour_and_carry_event_fields() {
     let env = TestEnv::with_config("restart_backoff_secs = 1");
     env.put_desired("clilog.service.json", &failing_service("clilog"));
-    let agent = env.agent(&[]);
+    // A JOURNAL_STREAM that is not this stderr (inherited by a shell) changes nothing.
+    let agent = env.agent(&[("JOURNAL_STREAM", "1:1")]);
     let log = env.dir.path().join("agent.log");
     let text = wait_for("the exit in the agent log", 30, || {
         let t = std::fs::read_to_string(&log).ok()?;
@@ -224,6 +225,10 @@ fn cli_agent_logs_to_a_file_have_no_colour_and_carry_event_fields() {
     });
     drop(agent);
     assert!(!text.contains('\x1b'), "escape sequences in:\n{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with('<')),
+        "priority prefixes in:\n{text}"
+    );
     let exit = text
         .lines()
         .find(|l| l.contains("event=ContainerExited"))
@@ -273,7 +278,8 @@ fn in_private_run(env: &TestEnv, script: &str) -> Output {
 /// The agent under systemd-like conditions, for SECS seconds, then its tasks stopped
 /// (inside the namespace, where their mounts are).
 const RUN_AGENT: &str = r#"
-JOURNAL_STREAM=8:1234 "$SKERRY" agent 2>"$T/agent.err" &
+: >"$T/agent.err"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$T/agent.err") "$SKERRY" agent 2>>"$T/agent.err" &
 agent=$!
 seen() {
   if [ -n "${JOURNAL:-}" ]; then
