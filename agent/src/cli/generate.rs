@@ -101,6 +101,20 @@ pub fn generate(what: Generated, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
+/// `skerry __generate WHAT DIR`: prints the files written; 1 on failure.
+pub fn generate_main(what: Generated, dir: &Path) -> i32 {
+    match generate(what, dir) {
+        Ok(files) => {
+            files.iter().for_each(|f| println!("{}", f.display()));
+            0
+        }
+        Err(e) => {
+            eprintln!("skerry: {}", super::errtext::error_text(&e));
+            1
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

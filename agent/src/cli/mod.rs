@@ -128,16 +128,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Monitor(MonitorCommand::Exec { dir, timeout, cmd }) => {
             crate::runtime::exec::monitor_exec_main(&dir, timeout, &cmd)
         }
-        Command::Generate { what, dir } => match generate::generate(what, &dir) {
-            Ok(files) => {
-                files.iter().for_each(|f| println!("{}", f.display()));
-                0
-            }
-            Err(e) => {
-                eprintln!("skerry: {}", errtext::error_text(&e));
-                1
-            }
-        },
+        Command::Generate { what, dir } => generate::generate_main(what, &dir),
         Command::Init { args } => {
             let args: Vec<String> = args.into_iter().skip_while(|a| a == "--").collect();
             crate::runtime::init::init_main(&args)
