@@ -192,16 +192,18 @@ completion_paths() {
     echo "skerry.fish usr/share/fish/vendor_completions.d/skerry.fish"
 }
 
-# generate_docs TARGET BIN DIR: man pages (DIR/man/*.1) and shell completions
-# (DIR/completions/) from the clap definition, by running the target's own
-# binary (natively, or under qemu-user for ARM): `skerry __generate`.
+# generate_docs DIR: man pages (DIR/man/*.1) and shell completions
+# (DIR/completions/) from the clap definition, written by skerry-gen (a
+# packaging helper, not shipped) built for this machine: its output is the
+# same for every target. A debug build, shared with the tests'.
 generate_docs() {
-    local target=$1 bin=$2 dir=$3 run
-    run=$(runner "$target")
-    ${run:+$run} "$bin" __generate man "$dir/man" >/dev/null ||
-        die "$bin __generate man failed"
-    ${run:+$run} "$bin" __generate completions "$dir/completions" >/dev/null ||
-        die "$bin __generate completions failed"
+    local dir=$1 host=x86_64-unknown-linux-musl gen
+    case "$(uname -m)" in aarch64) host=aarch64-unknown-linux-musl ;; esac
+    gen=$CARGO_TARGET_DIR/$host/debug/skerry-gen
+    (cd "$ROOT" && cargo build -q -p skerry --bin skerry-gen --target "$host") >&2 ||
+        die "cargo build --bin skerry-gen failed"
+    "$gen" man "$dir/man" >/dev/null || die "skerry-gen man failed"
+    "$gen" completions "$dir/completions" >/dev/null || die "skerry-gen completions failed"
     [ -s "$dir/man/skerry.1" ] || die "no skerry.1 generated"
 }
 

@@ -2,9 +2,10 @@
 //! they cannot drift from the commands: `skerry.1` plus one page per subcommand
 //! (`skerry-run.1`, `skerry-image-ls.1`, …; hidden internal commands get none), and
 //! completions for bash (`skerry`), zsh (`_skerry`) and fish (`skerry.fish`).
-//! Packaging runs this at build time (`cross/package-deb`, `cross/package-overlay`);
-//! the output does not depend on the target, so a foreign target's packages use
-//! the host build's.
+//! Packaging runs it at build time through the `skerry-gen` helper binary
+//! (`agent/src/bin/skerry-gen.rs`, built for the host by `cross/lib.sh`), not the
+//! shipped `skerry`, which would grow by ~100 KB on aarch64 with the generators in it.
+//! The output does not depend on the target.
 
 use std::path::{Path, PathBuf};
 
@@ -101,7 +102,7 @@ pub fn generate(what: Generated, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
-/// `skerry __generate WHAT DIR`: prints the files written; 1 on failure.
+/// `skerry-gen WHAT DIR`: prints the files written; 1 on failure.
 pub fn generate_main(what: Generated, dir: &Path) -> i32 {
     match generate(what, dir) {
         Ok(files) => {

@@ -56,12 +56,6 @@ pub enum Command {
     /// Internal: a container's monitor process.
     #[command(hide = true, subcommand)]
     Monitor(MonitorCommand),
-    /// Internal (packaging): write man pages or shell completions into DIR.
-    #[command(hide = true, name = "__generate")]
-    Generate {
-        what: generate::Generated,
-        dir: PathBuf,
-    },
     /// Internal: the init process for containers with initProcessEnabled.
     #[command(hide = true)]
     Init {
@@ -128,7 +122,6 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Monitor(MonitorCommand::Exec { dir, timeout, cmd }) => {
             crate::runtime::exec::monitor_exec_main(&dir, timeout, &cmd)
         }
-        Command::Generate { what, dir } => generate::generate_main(what, &dir),
         Command::Init { args } => {
             let args: Vec<String> = args.into_iter().skip_while(|a| a == "--").collect();
             crate::runtime::init::init_main(&args)
