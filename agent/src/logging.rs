@@ -82,11 +82,10 @@ fn stderr_is(dev_ino: &str) -> bool {
     let Some((dev, ino)) = dev_ino.split_once(':') else {
         return false;
     };
-    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+    let (Ok(dev), Ok(ino)) = (dev.parse::<libc::dev_t>(), ino.parse::<libc::ino_t>()) else {
         return false;
     };
-    nix::sys::stat::fstat(libc::STDERR_FILENO)
-        .is_ok_and(|st| st.st_dev as u64 == dev && st.st_ino as u64 == ino)
+    nix::sys::stat::fstat(libc::STDERR_FILENO).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }
 
 /// The syslog priority of a level, as journald numbers it.
