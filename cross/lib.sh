@@ -181,3 +181,42 @@ check_version() {
     grep -q "^skerry .*$target" <<<"$out" ||
         die "$bin version (${run:-native}): no line 'skerry ... $target' in: $(head -c 200 <<<"$out")"
 }
+
+# Where packages put what `skerry __generate` writes: "generated-name path" lines.
+# Man pages go to usr/share/man/man1 (gzipped); zsh's directory differs between
+# the .deb (Debian's vendor-completions) and the overlay (zsh's site-functions).
+completion_paths() {
+    local zsh_dir=$1
+    echo "skerry usr/share/bash-completion/completions/skerry"
+    echo "_skerry $zsh_dir/_skerry"
+    echo "skerry.fish usr/share/fish/vendor_completions.d/skerry.fish"
+}
+
+# generate_docs DIR: man pages (DIR/man/*.1) and shell completions
+# (DIR/completions/) from the clap definition, written by skerry-gen (a
+# packaging helper, not shipped) built for this machine: its output is the
+# same for every target. A debug build, shared with the tests'.
+generate_docs() {
+    local dir=$1 host=x86_64-unknown-linux-musl gen
+    case "$(uname -m)" in aarch64) host=aarch64-unknown-linux-musl ;; esac
+    gen=$CARGO_TARGET_DIR/$host/debug/skerry-gen
+    (cd "$ROOT" && cargo build -q -p skerry --bin skerry-gen --target "$host") >&2 ||
+        die "cargo build --bin skerry-gen failed"
+    "$gen" man "$dir/man" >/dev/null || die "skerry-gen man failed"
+    "$gen" completions "$dir/completions" >/dev/null || die "skerry-gen completions failed"
+    [ -s "$dir/man/skerry.1" ] || die "no skerry.1 generated"
+}
+
+# install_docs DIR ROOT ZSH_DIR: installs generate_docs' output under ROOT.
+install_docs() {
+    local dir=$1 root=$2 zsh_dir=$3 p name path
+    install -d -m 0755 "$root/usr/share/man/man1"
+    for p in "$dir"/man/*.1; do
+        gzip -9n <"$p" >"$root/usr/share/man/man1/${p##*/}.gz"
+        chmod 0644 "$root/usr/share/man/man1/${p##*/}.gz"
+    done
+    while read -r name path; do
+        install -d -m 0755 "$root/$(dirname "$path")"
+        install -m 0644 "$dir/completions/$name" "$root/$path"
+    done < <(completion_paths "$zsh_dir")
+}

@@ -13,12 +13,14 @@
 //! - [`context`], [`signals`], [`taskdef`]: what the commands and the supervisor share
 //!   (opened config and stores, stop signals, the task-definition file reader).
 //! - [`cli`]: argument parsing and dispatch; thin. Nothing below it reaches back into it.
+//! - [`logging`]: where logs go (journald, stderr) and the fields events carry.
 
 pub mod cli;
 pub mod config;
 pub mod context;
 pub mod ctl;
 pub mod images;
+pub mod logging;
 pub mod net;
 pub mod notify;
 pub mod report;

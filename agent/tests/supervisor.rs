@@ -266,7 +266,8 @@ fn supervisor_restart_policy_and_essential_exit() {
     assert!(!rs.contains("svess"), "{rs}");
 }
 
-/// `skerry events ARGS` as lines, each starting with an RFC 3339 time.
+/// `skerry events ARGS` as lines (the table's header left out), each starting with an
+/// RFC 3339 time.
 fn events(env: &TestEnv, args: &[&str]) -> Vec<String> {
     let out = env
         .skerry(&[&["events"], args].concat())
@@ -274,7 +275,8 @@ fn events(env: &TestEnv, args: &[&str]) -> Vec<String> {
         .expect("events");
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert!(text.starts_with("TIME "), "no table header: {text}");
+    let lines: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
     for l in &lines {
         assert!(
             l.len() > 25 && l.as_bytes()[10] == b'T' && l.contains("Z "),

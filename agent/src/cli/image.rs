@@ -1,10 +1,14 @@
-//! `skerry image import|ls|rm`: the local image store.
+//! `skerry image import|ls|rm`: the local image store. `ls` follows
+//! [`super::output`]: a table with human sizes, or `--output json` with bytes.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use serde::Serialize;
 
+use super::output::{human_size, print_rows, Column, OutputArgs, Row};
 use super::Context;
+use crate::images::ImageSummary;
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -16,7 +20,10 @@ pub enum ImageCommand {
         name: Option<String>,
     },
     /// List images.
-    Ls,
+    Ls {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Remove an image reference and the blobs and layers nothing else uses.
     Rm { reference: String },
 }
@@ -36,14 +43,9 @@ pub fn image(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<i32> {
                 Ok(2)
             }
         },
-        ImageCommand::Ls => {
-            println!("{:<40} {:<8} {:>10}  DIGEST", "REFERENCE", "ARCH", "SIZE");
-            for i in store.list()? {
-                println!(
-                    "{:<40} {:<8} {:>10}  {}",
-                    i.reference, i.architecture, i.size_bytes, i.manifest_digest
-                );
-            }
+        ImageCommand::Ls { output } => {
+            let rows: Vec<ImageRow> = store.list()?.into_iter().map(ImageRow).collect();
+            print_rows(output.format(), &rows)?;
             Ok(0)
         }
         ImageCommand::Rm { reference } => match store.remove(&reference) {
@@ -56,5 +58,29 @@ pub fn image(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<i32> {
                 Ok(2)
             }
         },
+    }
+}
+
+/// One image as listed: the JSON form is the store's summary (size in bytes).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct ImageRow(ImageSummary);
+
+impl Row for ImageRow {
+    const COLUMNS: &'static [Column] = &[
+        Column::left("REFERENCE"),
+        Column::left("ARCH"),
+        Column::right("SIZE"),
+        Column::left("DIGEST"),
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        let i = &self.0;
+        vec![
+            i.reference.clone(),
+            i.architecture.clone(),
+            human_size(i.size_bytes),
+            i.manifest_digest.clone(),
+        ]
     }
 }

@@ -2,9 +2,12 @@
 //! the library modules. Exit codes are chosen on purpose (see [`ExitCode`] use below):
 //! 0 ok, 1 runtime failure, 2 bad input (task definition, config, arguments).
 
+mod errtext;
 mod events;
+pub mod generate;
 mod image;
 mod logs;
+pub mod output;
 mod ps;
 pub mod run;
 mod stop;
@@ -18,7 +21,7 @@ pub use crate::context::Context;
 
 /// skerry: run ECS task definitions on edge gateways, with no Docker and no network.
 #[derive(Debug, Parser)]
-#[command(name = "skerry", version, about, disable_version_flag = true)]
+#[command(name = "skerry", version = VERSION, about)]
 pub struct Cli {
     /// Agent config file (TOML). Default: /etc/skerry/agent.toml if present, else built-in defaults.
     #[arg(long, global = true, env = "SKERRY_CONFIG")]
@@ -89,15 +92,21 @@ pub enum MonitorCommand {
     },
 }
 
-/// The version line(s) of `skerry version`.
+/// What `skerry version` and `skerry --version` print after `skerry `.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SKERRY_GIT_COMMIT"),
+    ", target ",
+    env!("SKERRY_TARGET"),
+    ", profile ",
+    env!("SKERRY_PROFILE"),
+    ")"
+);
+
+/// The version line of `skerry version` (and `--version`, `-V`).
 pub fn version_text() -> String {
-    format!(
-        "skerry {} (commit {}, target {}, profile {})",
-        env!("CARGO_PKG_VERSION"),
-        env!("SKERRY_GIT_COMMIT"),
-        env!("SKERRY_TARGET"),
-        env!("SKERRY_PROFILE")
-    )
+    format!("skerry {VERSION}")
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -125,7 +134,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             let ctx = match Context::load(cli.config.as_deref(), cli.state_dir.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("skerry: {e:#}");
+                    eprintln!("skerry: {}", errtext::error_text(&e));
                     return 2;
                 }
             };
@@ -146,7 +155,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             match result {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("skerry: {e:#}");
+                    eprintln!("skerry: {}", errtext::error_text(&e));
                     1
                 }
             }

@@ -1,27 +1,77 @@
 //! `skerry ps`: tasks and their containers, from the state directory, with the ECS
 //! health status the agent's supervisor last recorded (`supervisor/status.json`) and
 //! each task's revision as events name it (ECS number and/or content digest prefix).
+//! Output follows [`super::output`]: a table, or `--output json`.
 
+use serde::Serialize;
+
+use super::output::{age_since, print_rows, rfc3339, Column, OutputArgs, Row};
 use super::Context;
 use crate::runtime::ContainerState;
 use crate::task::{list_tasks, task_states, TaskRecord};
 
 #[derive(Debug, clap::Args)]
 pub struct PsArgs {
-    /// Print JSON lines instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// One container of one task.
+#[derive(Debug, Serialize)]
+struct PsRow {
+    task: String,
+    /// The revision as events name it (ECS number and/or content digest prefix).
+    revision: String,
+    container: String,
+    /// `pending`, `running`, `lost`, or the exit reason (`exited`, `outofmemory`, …).
+    state: String,
+    pid: Option<i32>,
+    exit_code: Option<i32>,
+    /// ECS health status, or `null` without an agent or a health check.
+    health: Option<String>,
+    image: String,
+    /// When the task was created (RFC 3339).
+    created: String,
+    #[serde(skip)]
+    created_ms: u64,
+    #[serde(skip)]
+    now_ms: u64,
+}
+
+impl Row for PsRow {
+    const COLUMNS: &'static [Column] = &[
+        Column::left("TASK"),
+        Column::left("REVISION"),
+        Column::left("CONTAINER"),
+        Column::left("STATE"),
+        Column::right("PID"),
+        Column::right("EXIT"),
+        Column::left("HEALTH"),
+        Column::right("AGE"),
+        Column::left("IMAGE"),
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
+        vec![
+            self.task.clone(),
+            self.revision.clone(),
+            self.container.clone(),
+            self.state.clone(),
+            or_dash(self.pid.map(|p| p.to_string())),
+            or_dash(self.exit_code.map(|c| c.to_string())),
+            or_dash(self.health.clone()),
+            age_since(self.created_ms, self.now_ms),
+            self.image.clone(),
+        ]
+    }
 }
 
 pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
     let runtime = ctx.runtime()?;
     let status = supervisor_status(ctx);
-    if !args.json {
-        println!(
-            "{:<28} {:<14} {:<16} {:<10} {:>8} {:>5}  {:<9}  IMAGE",
-            "TASK", "REVISION", "CONTAINER", "STATE", "PID", "EXIT", "HEALTH"
-        );
-    }
+    let now_ms = crate::runtime::record::now_ms();
+    let mut rows = Vec::new();
     for id in list_tasks(&ctx.layout) {
         let rec = match TaskRecord::load(&ctx.layout, &id) {
             Ok(Some(r)) => r,
@@ -38,36 +88,35 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
                 .container(&name)
                 .map(|c| c.image.clone())
                 .unwrap_or_default();
-            let (state, pid, exit) = match &st {
-                ContainerState::NotStarted => ("pending".to_string(), String::new(), String::new()),
-                ContainerState::Running { pid, .. } => {
-                    ("running".to_string(), pid.to_string(), String::new())
-                }
+            let (state, pid, exit_code) = match &st {
+                ContainerState::NotStarted => ("pending".to_string(), None, None),
+                ContainerState::Running { pid, .. } => ("running".to_string(), Some(*pid), None),
                 ContainerState::Exited(e) => (
                     format!("{:?}", e.reason).to_lowercase(),
-                    String::new(),
-                    e.exit_code.to_string(),
+                    None,
+                    Some(e.exit_code),
                 ),
-                ContainerState::Lost => ("lost".to_string(), String::new(), String::new()),
+                ContainerState::Lost => ("lost".to_string(), None, None),
             };
             let health = status["tasks"][&id]["containers"][&name]["health"]
                 .as_str()
-                .unwrap_or("-")
-                .to_string();
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"task": id, "revision": revision, "container": name,
-                                       "state": state, "pid": pid, "exit_code": exit,
-                                       "health": health, "image": image})
-                );
-            } else {
-                println!(
-                    "{id:<28} {revision:<14} {name:<16} {state:<10} {pid:>8} {exit:>5}  {health:<9}  {image}"
-                );
-            }
+                .map(str::to_string);
+            rows.push(PsRow {
+                task: id.clone(),
+                revision: revision.clone(),
+                container: name,
+                state,
+                pid,
+                exit_code,
+                health,
+                image,
+                created: rfc3339(rec.created_at_ms),
+                created_ms: rec.created_at_ms,
+                now_ms,
+            });
         }
     }
+    print_rows(args.output.format(), &rows)?;
     Ok(0)
 }
 

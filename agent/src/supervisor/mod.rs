@@ -325,7 +325,7 @@ impl Supervisor {
         }
         for action in decision.actions {
             match &action {
-                Action::Report(ev) => tracing::info!(event = %ev, "report"),
+                Action::Report(ev) => crate::logging::event(ev),
                 a => tracing::debug!(action = ?a, "action"),
             }
             self.exec.dispatch(action, self.rec.observed());
