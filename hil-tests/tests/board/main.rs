@@ -166,10 +166,20 @@ fn main() {
             println!("could not stop QEMU: {e}");
         }
     }
+    // process::exit runs no destructors: stop mosquitto (by pid) here.
+    let broker_log = scenario.fleet.take().map(|op| op.broker.log());
     report.print_summary(require_all);
     let failed = report.failed() > 0 || (require_all && report.not_landed() > 0);
     if report.failed() > 0 {
         print_consoles(&scenario);
+        if let Some(log) = broker_log {
+            let lines: Vec<&str> = log.lines().collect();
+            let from = lines.len().saturating_sub(100);
+            println!("\n----- mosquitto log, last {} lines", lines.len() - from);
+            for l in &lines[from..] {
+                println!("{l}");
+            }
+        }
     }
     if report.not_landed() > 0 && !require_all {
         println!(
