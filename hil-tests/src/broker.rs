@@ -138,6 +138,8 @@ impl Broker {
                 .get(from..)
                 .is_some_and(|l| l.contains(" running"))
             {
+                // For hil-tests/run's exit trap, should this process be killed.
+                let _ = fs::write(d.join("mosquitto.pid"), format!("{}\n", child.id()));
                 self.child = Some(child);
                 return Ok(true);
             }
@@ -260,6 +262,7 @@ impl Drop for Broker {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = fs::remove_file(self.dir.join("mosquitto.pid"));
         }
     }
 }
