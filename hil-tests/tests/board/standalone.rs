@@ -181,7 +181,8 @@ pub fn step_f_armv7(report: &mut Report, s: &mut Scenario) {
             }
             let v = shell.ok("skerry-armv7 version", CMD)?;
             println!("{v}");
-            let st = "--state-dir /var/lib/skerry-armv7";
+            // Its own state and no config: /etc/skerry/agent.toml is the fleet agent's.
+            let st = "--config /dev/null --state-dir /var/lib/skerry-armv7";
             shell.ok(&format!("skerry-armv7 {st} image import /hil/images/busybox-armv7.tar --name busybox"), SLOW)?;
             shell.write_file("/tmp/armv7.json", tasks::ARMV7_TASK)?;
             let out = shell.run(&format!("skerry-armv7 {st} run /tmp/armv7.json"), SLOW)?;
