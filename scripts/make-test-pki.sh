@@ -8,7 +8,9 @@
 # Layout (all PEM; keys are PKCS#8 "BEGIN PRIVATE KEY", ECDSA P-256, which rustls with
 # the ring provider reads and signs with):
 #   OUTDIR/ca.pem  ca.key                  the fleet CA (CN skerry-test-ca)
-#   OUTDIR/server.pem  server.key          CN localhost, SAN DNS:localhost,IP:127.0.0.1
+#   OUTDIR/server.pem  server.key          CN localhost, SAN DNS:localhost,IP:127.0.0.1,
+#                                          IP:10.0.2.2 (the host's loopback as a QEMU
+#                                          user-net guest reaches it: hil-tests)
 #   OUTDIR/operator.pem  operator.key      CN operator (client auth)
 #   OUTDIR/devices/<id>.pem  <id>.key      CN <id> (client auth), one per DEVICE
 #   OUTDIR/other-ca/ca.pem                 an unrelated CA (CN skerry-other-ca)
@@ -20,7 +22,9 @@
 # agent's time floor (build time, last persisted time) must handle.
 #
 # Idempotent and quiet: existing files are kept (OUTDIR/.version marks the layout; a
-# different version starts over), only missing devices are made. Concurrent runs on
+# different version starts over), only missing devices are made; a server certificate
+# made before IP:10.0.2.2 was in its SAN is made again (same CA, so every client
+# certificate stays valid). Concurrent runs on
 # the same OUTDIR are serialised with flock. Device ids: [A-Za-z0-9._-]+, not `groups`
 # (a topic level of its own) and not starting with `operator` (the operator identity).
 set -euo pipefail
@@ -74,7 +78,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
+subjectAltName = DNS:localhost,IP:127.0.0.1,IP:10.0.2.2
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 [ext_client]
@@ -123,6 +127,9 @@ identity() {
 }
 
 identity "$out/.db/main" "" "$out/ca" skerry-test-ca ext_ca
+if [[ -f $out/server.pem ]] && ! openssl x509 -in "$out/server.pem" -noout -ext subjectAltName 2>/dev/null | grep -q 'IP Address:10.0.2.2'; then
+    rm -f "$out/server.pem" "$out/server.key"
+fi
 identity "$out/.db/main" "$out/ca" "$out/server" localhost ext_server
 identity "$out/.db/main" "$out/ca" "$out/operator" operator ext_client
 identity "$out/.db/other" "" "$out/other-ca/ca" skerry-other-ca ext_ca

@@ -622,3 +622,43 @@ fn fleet_status_marks_offline_devices_and_broker_refusals_are_errors() {
     );
     env.stop_all_tasks();
 }
+
+#[test]
+fn fleet_restarted_agent_adopts_the_fleets_containers_and_leaves_them_alone() {
+    let f = Fleet::start(&[("gw1", &[])]);
+    let env = f.device("gw1", &[]);
+    let mut agent = env.agent(&[]);
+    let web = write(
+        f.dir.path(),
+        "web.service.json",
+        &service_json("web", "sleep 3600"),
+    );
+    let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &web]);
+    assert!(out.contains("version 1 applied"), "{out}");
+    let before = device_events(&env);
+    assert_eq!(before.matches(" launched").count(), 1, "{before}");
+    agent.kill9();
+    let log = env.dir.path().join("agent.log");
+    let loaded = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("state loaded, tasks adopted")
+            .count()
+    };
+    let n = loaded();
+    let _agent = env.agent(&[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while loaded() == n {
+        assert!(Instant::now() < deadline, "the agent did not start again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its first decisions are made and their events stored by now: made without the
+    // stored fleet document, they would stop the adopted task and relaunch it.
+    let after = device_events(&env);
+    let new: Vec<&str> = after.lines().skip(before.lines().count()).collect();
+    assert!(
+        !new.iter()
+            .any(|l| l.contains("stopping") || l.contains(" launched")),
+        "the restarted agent touched the fleet's task: {new:#?}"
+    );
+}

@@ -5,9 +5,11 @@
 //! with the link down), the serial console is kept in a log file per boot, and a power
 //! cut is a SIGKILL of QEMU followed by a boot on the same disk image.
 //!
-//! Owns no skerry logic: the scenario (`tests/board.rs`) says what to check. Every
-//! process it starts (QEMU) is killed by pid when its [`Board`] is dropped.
+//! It also runs the fleet's broker on the host ([`broker`]: mosquitto on loopback).
+//! Owns no skerry logic: the scenario (`tests/board/`) says what to check. Every
+//! process it starts (QEMU, mosquitto) is killed by pid when its owner is dropped.
 
+pub mod broker;
 mod console;
 mod disk;
 mod monitor;

@@ -231,7 +231,8 @@ impl Supervisor {
         }
     }
 
-    /// Loads the state, re-adopts, cleans up and makes the first decisions.
+    /// Loads the state, re-adopts, cleans up and makes the first decisions (in fleet
+    /// mode [`connect`](Self::connect) makes them, once the stored documents are in).
     pub fn start(ctx: &Context, desired_dir: PathBuf) -> anyhow::Result<Self> {
         let runtime = ctx.runtime()?;
         let images = ctx.images()?;
@@ -287,7 +288,12 @@ impl Supervisor {
             link: None,
             waker,
         };
-        sup.turn();
+        // In fleet mode the first decision waits for the stored fleet documents
+        // (`connect`): made from the local directory alone, it would stop every
+        // adopted container of the fleet's entries and relaunch it one turn later.
+        if ctx.config.mqtt.is_none() {
+            sup.turn();
+        }
         Ok(sup)
     }
 

@@ -181,7 +181,8 @@ pub fn step_f_armv7(report: &mut Report, s: &mut Scenario) {
             }
             let v = shell.ok("skerry-armv7 version", CMD)?;
             println!("{v}");
-            let st = "--state-dir /var/lib/skerry-armv7";
+            // Its own state and no config: /etc/skerry/agent.toml is the fleet agent's.
+            let st = "--config /dev/null --state-dir /var/lib/skerry-armv7";
             shell.ok(&format!("skerry-armv7 {st} image import /hil/images/busybox-armv7.tar --name busybox"), SLOW)?;
             shell.write_file("/tmp/armv7.json", tasks::ARMV7_TASK)?;
             let out = shell.run(&format!("skerry-armv7 {st} run /tmp/armv7.json"), SLOW)?;
@@ -228,8 +229,12 @@ pub fn step_figures(report: &mut Report, s: &mut Scenario) {
         outcome((|| {
             let shell = &mut s.board()?.shell;
             let agent = shell.ok("cat /run/hil/agent.pid", CMD)?;
+            // The running beat's own task: an earlier task of the service (before the
+            // fleet took it over in a-fleet) may have left its directory.
+            let (task, _) = running(shell, "beat")?
+                .ok_or_else(|| HilError::Failed("beat is not running".into()))?;
             let monitor = shell.ok(
-                "sed -n 's/.*\"monitor_pid\": *\\([0-9]*\\).*/\\1/p' /var/lib/skerry/tasks/*/containers/beat/monitor.json",
+                &format!("sed -n 's/.*\"monitor_pid\": *\\([0-9]*\\).*/\\1/p' /var/lib/skerry/tasks/{task}/containers/beat/monitor.json"),
                 CMD,
             )?;
             r.figure("agent VmRSS on the board", format!("{} kB", guest::rss_kb(shell, &agent)?));
@@ -253,9 +258,10 @@ pub fn step_agent_restart(report: &mut Report, s: &mut Scenario) {
             let board = s.board()?;
             let readies = board.console.count("HIL-SVC: agent READY");
             let shell = &mut board.shell;
-            let (_, pid) = running(shell, "beat")?
+            let (task, pid) = running(shell, "beat")?
                 .ok_or_else(|| HilError::Failed("beat is not running".into()))?;
             let agent = shell.ok("cat /run/hil/agent.pid", CMD)?;
+            let events_before = shell.ok("skerry events 2>/dev/null | wc -l", CMD)?;
             shell.ok(&format!("kill -9 {agent}"), CMD)?;
             let start = Instant::now();
             board
@@ -274,7 +280,25 @@ pub fn step_agent_restart(report: &mut Report, s: &mut Scenario) {
                     "want a new agent and the same beat container, got agent {now}, beat {after:?}"
                 )));
             }
-            heartbeat_moves(s)
+            heartbeat_moves(s)?;
+            // Adopted means left alone: no stop or relaunch after the restart either
+            // (a first decision made without the stored fleet documents would stop it).
+            let shell = &mut s.board()?.shell;
+            let since = shell.ok(
+                &format!("skerry events 2>/dev/null | tail -n +$(({events_before} + 1))"),
+                CMD,
+            )?;
+            println!("events since the agent was killed:\n{since}");
+            let touched: Vec<&str> = since
+                .lines()
+                .filter(|l| l.contains(&format!("task {task} stopping")) || l.contains("launched"))
+                .collect();
+            if !touched.is_empty() || running(shell, "beat")?.map(|(_, p)| p) != Some(pid.clone()) {
+                return Err(HilError::Failed(format!(
+                    "the restarted agent did not leave the adopted beat (pid {pid}) alone: {touched:?}"
+                )));
+            }
+            Ok(())
         })())
     });
 }
