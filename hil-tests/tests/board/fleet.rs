@@ -230,9 +230,10 @@ pub fn step_d_outbox_drain(report: &mut Report, s: &mut Scenario) {
 /// revision whose health check fails → `rolled back` in the events and reported.
 pub fn step_e_rolling_update(report: &mut Report, _s: &mut Scenario) {
     report.step("e registry pull, rolling update, rollback", |_| {
-        not_landed(
-            &["image", "pull"],
-            "registry pulls (docker-registry on host loopback) and skerry ctl deploy of a new revision",
+        // Registry pulls exist in the agent, but this board step is not written yet:
+        // it stays NOT LANDED (counted as skipped; SKERRY_HIL_REQUIRE_ALL=1 fails it).
+        Outcome::NotLanded(
+            "not landed: the board step for registry pulls (docker-registry on host loopback, ctl deploy of a pulled revision, rollback on a failing health check)".into(),
         )
     });
 }
