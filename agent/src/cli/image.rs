@@ -1,4 +1,4 @@
-//! `skerry image import|ls|rm`: the local image store.
+//! `skerry image import|pull|ls|rm`: the local image store.
 
 use std::path::PathBuf;
 
@@ -15,6 +15,8 @@ pub enum ImageCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Pull an image from a registry (resumable; see [images] and [registries] in the config).
+    Pull(super::pull::PullArgs),
     /// List images.
     Ls,
     /// Remove an image reference and the blobs and layers nothing else uses.
@@ -36,6 +38,7 @@ pub fn image(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<i32> {
                 Ok(2)
             }
         },
+        ImageCommand::Pull(args) => super::pull::pull(ctx, args),
         ImageCommand::Ls => {
             println!("{:<40} {:<8} {:>10}  DIGEST", "REFERENCE", "ARCH", "SIZE");
             for i in store.list()? {

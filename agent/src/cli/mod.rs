@@ -7,6 +7,7 @@ mod events;
 mod image;
 mod logs;
 mod ps;
+mod pull;
 pub mod run;
 mod stop;
 mod tail;
