@@ -1,0 +1,693 @@
+//! Registry pull tests against real parts: Debian's `docker-registry` on loopback
+//! ports, images pushed with `skopeo` from the busybox OCI layouts of
+//! `scripts/build-test-images.sh` and from layouts generated here, a registry with
+//! htpasswd auth behind TLS with a test CA, and a fault-injecting proxy (cuts, Range
+//! stripped, a flipped byte, stalls). Answers no real registry gives come from a
+//! hostile server. Run as root (layer unpack keeps owners; tmpfs mounts).
+
+mod pullkit;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use pullkit::{
+    generate_test_layout, http, noise, tar_of, Hostile, Layer, Proxy, Registry, RegistryOpts,
+};
+use skerry::config::{AgentConfig, RegistryConfig};
+use skerry::images::pull::{PullError, PullOptions};
+use skerry::images::{ImageStore, Platform};
+
+fn test_images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("SKERRY_TEST_IMAGES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| manifest_dir.join("../target/test-images"));
+        let out = Command::new(manifest_dir.join("../scripts/build-test-images.sh"))
+            .arg(&dir)
+            .output()
+            .expect("run build-test-images.sh");
+        assert!(
+            out.status.success(),
+            "build-test-images.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// Options for `host`, plain HTTP, fast retries, giving up after `give_up` idle attempts.
+fn opts_for(host: &str, give_up: u32) -> PullOptions {
+    let mut cfg = AgentConfig::default();
+    cfg.registries.insert(
+        host.to_owned(),
+        RegistryConfig {
+            insecure: true,
+            ..RegistryConfig::default()
+        },
+    );
+    cfg.images.min_retry_delay_ms = 20;
+    cfg.images.read_timeout_secs = 2;
+    cfg.images.connect_timeout_secs = 2;
+    let mut o = PullOptions::from_config(&cfg);
+    o.give_up_after = Some(give_up);
+    o
+}
+
+fn new_store() -> (tempfile::TempDir, ImageStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ImageStore::open(&dir.path().join("images")).expect("store");
+    (dir, store)
+}
+
+/// refs.json and the names under blobs/ and layers/: what a failed pull must not change.
+fn store_state(store_root: &Path) -> (String, Vec<String>) {
+    let refs = fs::read_to_string(store_root.join("refs.json")).unwrap_or_default();
+    let mut names = Vec::new();
+    for sub in ["blobs/sha256", "layers"] {
+        for e in fs::read_dir(store_root.join(sub)).expect("readdir") {
+            names.push(format!(
+                "{sub}/{}",
+                e.expect("entry").file_name().to_string_lossy()
+            ));
+        }
+    }
+    names.sort();
+    (refs, names)
+}
+
+fn blob_size_of(store_root: &Path) -> u64 {
+    fs::read_dir(store_root.join("blobs/sha256"))
+        .expect("blobs")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .sum()
+}
+
+/// A generated amd64-or-host image with one incompressible layer of `n` bytes.
+fn noise_layout(dir: &Path, n: usize, seed: u64) -> PathBuf {
+    let layout = dir.join(format!("noise-{n}-{seed}"));
+    let tar = tar_of(&[("data/noise.bin", &noise(n, seed))]);
+    generate_test_layout(&layout, &Platform::host().architecture, &[Layer::gzip(tar)]);
+    layout
+}
+
+// ---- by tag, by digest, platforms ------------------------------------------------------
+
+#[test]
+fn pull_by_tag_and_by_digest() {
+    let reg = Registry::start(RegistryOpts::default());
+    reg.push(&test_images().join("busybox-amd64"), "busybox", "1.0");
+    let (dir, store) = new_store();
+    let opts = opts_for(&reg.addr, 3);
+    let by_tag = store
+        .pull(&format!("{}/busybox:1.0", reg.addr), &opts)
+        .expect("pull by tag");
+    assert_eq!(by_tag.image.reference, format!("{}/busybox:1.0", reg.addr));
+    assert_eq!(by_tag.image.architecture, "amd64");
+    let resolved = store
+        .resolve(&format!("{}/busybox:1.0", reg.addr))
+        .expect("resolve");
+    let layer = dir
+        .path()
+        .join("images/layers")
+        .join(resolved.layers[0].trim_start_matches("sha256:"));
+    assert!(layer.join("bin/busybox").is_file(), "layer not unpacked");
+    let pinned = format!("{}/busybox@{}", reg.addr, by_tag.image.manifest_digest);
+    let by_digest = store.pull(&pinned, &opts).expect("pull by digest");
+    assert_eq!(
+        by_digest.image.manifest_digest,
+        by_tag.image.manifest_digest
+    );
+    assert_eq!(by_digest.image.reference, pinned);
+    assert!(store.resolve(&pinned).is_ok());
+    // Nothing left in ingest once committed.
+    let ingest: Vec<_> = fs::read_dir(dir.path().join("images/ingest/blobs"))
+        .expect("ingest")
+        .collect();
+    assert!(ingest.is_empty(), "ingest not emptied: {ingest:?}");
+    let err = store
+        .pull(&format!("{}/busybox:nope", reg.addr), &opts)
+        .expect_err("unknown tag");
+    assert!(matches!(err, PullError::ManifestUnknown { .. }), "{err}");
+    assert!(err.to_string().contains("busybox:nope"), "{err}");
+}
+
+#[test]
+fn pull_multi_arch_picks_the_asked_platform() {
+    let reg = Registry::start(RegistryOpts::default());
+    reg.push(&test_images().join("busybox-multi"), "multi", "latest");
+    let reference = format!("{}/multi", reg.addr);
+    for (platform, arch) in [("linux/arm64/v8", "arm64"), ("linux/amd64", "amd64")] {
+        let (_dir, store) = new_store();
+        let mut opts = opts_for(&reg.addr, 3);
+        opts.platform = Some(Platform::parse(platform).expect("platform"));
+        let got = store.pull(&reference, &opts).expect(platform);
+        assert_eq!(got.image.architecture, arch, "{platform}");
+    }
+    let (_dir, store) = new_store();
+    let mut opts = opts_for(&reg.addr, 3);
+    opts.platform = Some(Platform::parse("linux/riscv64").expect("riscv64"));
+    let err = store
+        .pull(&reference, &opts)
+        .expect_err("no riscv64")
+        .to_string();
+    assert!(
+        err.contains("riscv64") && err.contains("linux/arm64/v8") && err.contains("linux/amd64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pull_single_manifest_for_another_arch_refused_naming_both() {
+    let reg = Registry::start(RegistryOpts::default());
+    let other = if Platform::host().architecture == "arm64" {
+        "busybox-amd64"
+    } else {
+        "busybox-arm64"
+    };
+    reg.push(&test_images().join(other), "foreign", "latest");
+    let (dir, store) = new_store();
+    let before = store_state(&dir.path().join("images"));
+    let err = store
+        .pull(&format!("{}/foreign", reg.addr), &opts_for(&reg.addr, 3))
+        .expect_err("foreign arch");
+    let msg = err.to_string();
+    let host = Platform::host().to_string();
+    assert!(
+        msg.contains(&host) && msg.contains(if host == "arm64" { "amd64" } else { "arm64" }),
+        "{msg}"
+    );
+    assert_eq!(
+        store_state(&dir.path().join("images")),
+        before,
+        "store changed"
+    );
+}
+
+#[test]
+fn pull_zstd_and_gzip_layers() {
+    let reg = Registry::start(RegistryOpts::default());
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = work.path().join("zstd");
+    generate_test_layout(
+        &layout,
+        &Platform::host().architecture,
+        &[
+            Layer::gzip(tar_of(&[("etc/gz.txt", b"from gzip\n")])),
+            Layer::zstd(tar_of(&[
+                ("etc/zstd.txt", b"from zstd\n"),
+                ("big.bin", &vec![7u8; 300_000]),
+            ])),
+        ],
+    );
+    reg.push(&layout, "zstd", "latest");
+    let (dir, store) = new_store();
+    let got = store
+        .pull(&format!("{}/zstd", reg.addr), &opts_for(&reg.addr, 3))
+        .expect("zstd pull");
+    let resolved = store.resolve(&got.image.reference).expect("resolve");
+    let top = dir
+        .path()
+        .join("images/layers")
+        .join(resolved.layers[1].trim_start_matches("sha256:"));
+    assert_eq!(
+        fs::read(top.join("etc/zstd.txt")).expect("zstd file"),
+        b"from zstd\n"
+    );
+    assert_eq!(
+        fs::metadata(top.join("big.bin")).expect("big").len(),
+        300_000
+    );
+}
+
+// ---- auth and TLS ------------------------------------------------------------------------
+
+#[test]
+fn pull_auth_and_tls_right_and_wrong() {
+    let reg = Registry::start(RegistryOpts {
+        htpasswd: Some(("edge", "s3cret")),
+        tls: true,
+    });
+    reg.push(
+        &test_images().join("busybox-amd64"),
+        "private/busybox",
+        "latest",
+    );
+    let reference = format!("{}/private/busybox", reg.addr);
+    let ca = reg.ca.clone().expect("ca");
+    let with = |creds: Option<(&str, &str)>, ca_file: Option<PathBuf>| {
+        let mut o = opts_for(&reg.addr, 2);
+        o.registries.insert(
+            reg.addr.clone(),
+            RegistryConfig {
+                username: creds.map(|c| c.0.to_owned()),
+                password: creds.map(|c| c.1.to_owned()),
+                ca_file,
+                ..RegistryConfig::default()
+            },
+        );
+        o
+    };
+    let (dir, store) = new_store();
+    // No test CA: the certificate is refused (not retried forever).
+    let err = store
+        .pull(&reference, &with(Some(("edge", "s3cret")), None))
+        .expect_err("unknown CA");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    let err = store
+        .pull(&reference, &with(None, Some(ca.clone())))
+        .expect_err("anonymous");
+    assert!(
+        matches!(err, PullError::Denied { status: 401, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("no credentials configured"),
+        "{err}"
+    );
+    let err = store
+        .pull(&reference, &with(Some(("edge", "wrong")), Some(ca.clone())))
+        .expect_err("wrong password");
+    assert!(matches!(err, PullError::Denied { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("refused the configured credentials"),
+        "{err}"
+    );
+    assert_eq!(store.list().expect("list").len(), 0);
+    store
+        .pull(
+            &reference,
+            &with(Some(("edge", "s3cret")), Some(ca.clone())),
+        )
+        .expect("right credentials");
+    // The same credentials from a Docker config.json.
+    let docker = dir.path().join("config.json");
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode("edge:s3cret");
+    fs::write(
+        &docker,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{b64}"}}}}}}"#, reg.addr),
+    )
+    .expect("docker config");
+    let mut o = with(None, Some(ca.clone()));
+    o.docker_config = Some(docker.clone());
+    let (_d2, store2) = new_store();
+    store2
+        .pull(&reference, &o)
+        .expect("docker config.json auths");
+    fs::write(
+        &docker,
+        format!(r#"{{"credHelpers":{{"{}":"ecr-login"}}}}"#, reg.addr),
+    )
+    .expect("helpers");
+    let err = store2.pull(&reference, &o).expect_err("credHelpers");
+    assert!(
+        err.to_string().contains("docker-credential-ecr-login"),
+        "{err}"
+    );
+}
+
+// ---- bad links ------------------------------------------------------------------------------
+
+#[test]
+fn pull_five_cuts_mid_blob_complete_with_little_extra() {
+    let reg = Registry::start(RegistryOpts::default());
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = noise_layout(work.path(), 3 << 20, 1);
+    reg.push(&layout, "noise", "latest");
+    let proxy = Proxy::start(&reg.addr);
+    *proxy.faults.cut_at.lock().expect("lock") =
+        vec![400_000, 900_000, 1_500_000, 2_000_000, 2_600_000];
+    let (dir, store) = new_store();
+    let got = store
+        .pull(&format!("{}/noise", proxy.addr), &opts_for(&proxy.addr, 3))
+        .expect("pull through cuts");
+    let size = got.image.size_bytes;
+    let sent = proxy.sent();
+    println!(
+        "5 cuts: image {size} bytes, {sent} bytes sent by the proxy ({:.3}x)",
+        sent as f64 / size as f64
+    );
+    assert_eq!(
+        proxy.cuts.load(Ordering::Relaxed),
+        5,
+        "not every cut happened"
+    );
+    assert!(
+        sent as f64 <= 1.3 * size as f64,
+        "{sent} bytes for a {size} byte image"
+    );
+    assert_eq!(blob_size_of(&dir.path().join("images")), size);
+}
+
+#[test]
+fn pull_range_ignored_restarts_the_blob_once() {
+    let reg = Registry::start(RegistryOpts::default());
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = noise_layout(work.path(), 2 << 20, 2);
+    reg.push(&layout, "norange", "latest");
+    let proxy = Proxy::start(&reg.addr);
+    proxy.faults.strip_range.store(true, Ordering::Relaxed);
+    *proxy.faults.cut_at.lock().expect("lock") = vec![1_000_000];
+    let (_dir, store) = new_store();
+    let got = store
+        .pull(
+            &format!("{}/norange", proxy.addr),
+            &opts_for(&proxy.addr, 3),
+        )
+        .expect("pull");
+    let (size, sent) = (got.image.size_bytes, proxy.sent());
+    println!("Range ignored, 1 cut: image {size} bytes, {sent} sent");
+    assert_eq!(proxy.cuts.load(Ordering::Relaxed), 1);
+    // One restart from zero: the cut prefix plus the whole image, no more.
+    assert!(
+        sent > size + 900_000 && sent < size + 1_200_000,
+        "{sent} for {size}"
+    );
+}
+
+#[test]
+fn pull_corrupted_blob_refused_and_fetched_again() {
+    let reg = Registry::start(RegistryOpts::default());
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = noise_layout(work.path(), 1 << 20, 3);
+    reg.push(&layout, "corrupt", "latest");
+    let proxy = Proxy::start(&reg.addr);
+    *proxy.faults.corrupt_next_over.lock().expect("lock") = Some(100_000);
+    let (dir, store) = new_store();
+    let retries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut opts = opts_for(&proxy.addr, 3);
+    let seen = retries.clone();
+    opts.progress = Some(std::sync::Arc::new(move |e| {
+        if let skerry::images::pull::PullEvent::Retry { error, .. } = e {
+            seen.lock().expect("lock").push(error.clone());
+        }
+    }));
+    let got = store
+        .pull(&format!("{}/corrupt", proxy.addr), &opts)
+        .expect("pull");
+    let retries = retries.lock().expect("lock").clone();
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert!(retries[0].contains("discarded"), "{retries:?}");
+    assert!(
+        proxy.sent() > 2 * (1 << 20),
+        "the blob was not fetched twice"
+    );
+    assert_eq!(
+        blob_size_of(&dir.path().join("images")),
+        got.image.size_bytes
+    );
+}
+
+#[test]
+fn pull_stalled_link_times_out_and_resumes() {
+    let reg = Registry::start(RegistryOpts::default());
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = noise_layout(work.path(), 1 << 20, 4);
+    reg.push(&layout, "stall", "latest");
+    let proxy = Proxy::start(&reg.addr);
+    *proxy.faults.stall_after.lock().expect("lock") = Some(500_000);
+    let (_dir, store) = new_store();
+    let opts = opts_for(&proxy.addr, 3);
+    let reference = format!("{}/stall", proxy.addr);
+    let handle = {
+        let (store, opts, reference) = (store.clone(), opts.clone(), reference.clone());
+        std::thread::spawn(move || store.pull(&reference, &opts))
+    };
+    // The read timeout (2 s) ends the stalled attempt; lift the stall for the retry.
+    std::thread::sleep(Duration::from_millis(300));
+    *proxy.faults.stall_after.lock().expect("lock") = None;
+    let got = handle.join().expect("join").expect("pull after a stall");
+    assert!(
+        proxy.sent() < got.image.size_bytes + 200_000,
+        "restarted from zero: {}",
+        proxy.sent()
+    );
+}
+
+// ---- restart and disk ---------------------------------------------------------------------------
+
+#[test]
+fn pull_killed_midway_resumes_from_disk() {
+    let reg = Registry::start(RegistryOpts::default());
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = noise_layout(work.path(), 6 << 20, 5);
+    reg.push(&layout, "kill", "latest");
+    let proxy = Proxy::start(&reg.addr);
+    proxy.faults.throttle.store(2 << 20, Ordering::Relaxed);
+    let state = tempfile::tempdir().expect("state");
+    let config = state.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[images]\nmin_retry_delay_ms = 20\n[registries.\"{}\"]\ninsecure = true\n",
+            state.path().join("s").display(),
+            proxy.addr
+        ),
+    )
+    .expect("config");
+    let reference = format!("{}/kill", proxy.addr);
+    let skerry = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_skerry"));
+        c.env("SKERRY_CONFIG", &config)
+            .env("SKERRY_LOG", "warn")
+            .args(["image", "pull", &reference]);
+        c
+    };
+    let mut child = skerry()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let ingest = state.path().join("s/images/ingest");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let synced = fs::read_dir(&ingest)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name().to_string_lossy().ends_with(".partial")
+                    && e.metadata().is_ok_and(|m| m.len() > 3 << 20)
+            });
+        if synced {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "download never got going"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("wait");
+    let first = proxy.sent();
+    proxy.faults.throttle.store(0, Ordering::Relaxed);
+    let out = skerry().output().expect("second pull");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let size: u64 = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .expect("size printed");
+    let second = proxy.sent() - first;
+    println!("killed after {first} bytes; the next pull fetched {second} of {size}");
+    assert!(
+        second + (2 << 20) <= size,
+        "the second pull did not resume: {second} of {size}"
+    );
+}
+
+#[test]
+fn pull_disk_full_fails_clearly_then_succeeds_after_space_is_freed() {
+    let reg = Registry::start(RegistryOpts::default());
+    let work = tempfile::tempdir().expect("tempdir");
+    // 24 MiB of zeros: a tiny blob that fills the disk only when unpacked.
+    let layout = work.path().join("bomb");
+    let tar = tar_of(&[("zeros.bin", &vec![0u8; 24 << 20])]);
+    generate_test_layout(&layout, &Platform::host().architecture, &[Layer::gzip(tar)]);
+    reg.push(&layout, "bomb", "latest");
+    let state = tempfile::tempdir().expect("state");
+    let mnt = state.path().join("mnt");
+    fs::create_dir_all(&mnt).expect("mnt");
+    let mount = |opts: &str, flags: nix::mount::MsFlags| {
+        nix::mount::mount(Some("tmpfs"), &mnt, Some("tmpfs"), flags, Some(opts))
+            .expect("mount tmpfs");
+    };
+    mount("size=8m,mode=0700", nix::mount::MsFlags::empty());
+    let _unmount = Unmount(mnt.clone());
+    let store = ImageStore::open(&mnt.join("images")).expect("store");
+    let reference = format!("{}/bomb", reg.addr);
+    let before = store_state(&mnt.join("images"));
+    let err = store
+        .pull(&reference, &opts_for(&reg.addr, 2))
+        .expect_err("disk full");
+    assert!(err.is_disk_full(), "{err:?}");
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert_eq!(store_state(&mnt.join("images")), before, "store changed");
+    let tmp: Vec<_> = fs::read_dir(mnt.join("images/layers"))
+        .expect("layers")
+        .collect();
+    assert!(tmp.is_empty(), "half layer left: {tmp:?}");
+    mount("size=64m", nix::mount::MsFlags::MS_REMOUNT);
+    store
+        .pull(&reference, &opts_for(&reg.addr, 2))
+        .expect("pull after space is freed");
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn pull_free_space_checked_before_download() {
+    let reg = Registry::start(RegistryOpts::default());
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = noise_layout(work.path(), 4 << 20, 6);
+    reg.push(&layout, "big", "latest");
+    let mnt = work.path().join("mnt");
+    fs::create_dir_all(&mnt).expect("mnt");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &mnt,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=6m"),
+    )
+    .expect("mount");
+    let _unmount = Unmount(mnt.clone());
+    let store = ImageStore::open(&mnt.join("images")).expect("store");
+    let err = store
+        .pull(&format!("{}/big", reg.addr), &opts_for(&reg.addr, 2))
+        .expect_err("too big");
+    assert!(matches!(err, PullError::NoSpace { .. }), "{err}");
+    assert!(err.to_string().contains("not enough free space"), "{err}");
+    let partials: Vec<_> = fs::read_dir(mnt.join("images/ingest"))
+        .expect("ingest")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(partials.is_empty(), "download started anyway");
+}
+
+// ---- bad input ------------------------------------------------------------------------------------
+
+#[test]
+fn pull_path_traversal_layer_refused_by_the_unpacker() {
+    let reg = Registry::start(RegistryOpts::default());
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = work.path().join("evil");
+    let mut header = tar::Header::new_gnu();
+    let name = b"../../escaped";
+    header.as_gnu_mut().expect("gnu").name[..name.len()].copy_from_slice(name);
+    header.set_size(4);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&header, &b"evil"[..]).expect("append");
+    let tar = b.into_inner().expect("tar");
+    generate_test_layout(&layout, &Platform::host().architecture, &[Layer::gzip(tar)]);
+    reg.push(&layout, "evil", "latest");
+    let (dir, store) = new_store();
+    let before = store_state(&dir.path().join("images"));
+    let err = store
+        .pull(&format!("{}/evil", reg.addr), &opts_for(&reg.addr, 2))
+        .expect_err("traversal");
+    assert!(err.to_string().contains("../../escaped"), "{err}");
+    assert_eq!(store_state(&dir.path().join("images")), before);
+    assert!(!dir.path().join("escaped").exists() && !dir.path().join("images/escaped").exists());
+}
+
+/// A hostile registry answering manifests with `manifest` (status 200, `media`).
+fn hostile_manifest(media: &'static str, body: Vec<u8>) -> Hostile {
+    Hostile::start(move |path| {
+        if path == "/v2/" {
+            http("200 OK", "application/json", b"{}")
+        } else {
+            http("200 OK", media, &body)
+        }
+    })
+}
+
+#[test]
+fn pull_bad_answers_are_clear_errors_and_change_nothing() {
+    let (dir, store) = new_store();
+    let before = store_state(&dir.path().join("images"));
+    let cases: Vec<(&str, Hostile, &str)> = vec![
+        (
+            "unknown media type",
+            hostile_manifest(
+                "application/vnd.example.thing+json",
+                br#"{"schemaVersion":2,"mediaType":"application/vnd.example.thing+json"}"#.to_vec(),
+            ),
+            "unsupported media type application/vnd.example.thing+json",
+        ),
+        (
+            "huge manifest",
+            hostile_manifest(
+                "application/vnd.oci.image.manifest.v1+json",
+                vec![b' '; 5 << 20],
+            ),
+            "larger than the 4194304 byte limit",
+        ),
+        (
+            "garbage",
+            Hostile::start(|_| b"\x00\x01 this is not HTTP at all \xff\r\n\r\n".to_vec()),
+            "/v2/",
+        ),
+        (
+            "garbage JSON",
+            hostile_manifest(
+                "application/vnd.oci.image.manifest.v1+json",
+                b"{\"schemaVersion\":2,\"layers\":7".to_vec(),
+            ),
+            "malformed image manifest",
+        ),
+    ];
+    for (what, server, want) in cases {
+        let err = store
+            .pull(&format!("{}/x:1", server.addr), &opts_for(&server.addr, 2))
+            .expect_err(what);
+        assert!(err.to_string().contains(want), "{what}: {err}");
+        assert_eq!(store_state(&dir.path().join("images")), before, "{what}");
+    }
+    // A pinned digest the registry answers with other content.
+    let server = hostile_manifest(
+        "application/vnd.oci.image.manifest.v1+json",
+        br#"{"schemaVersion":2}"#.to_vec(),
+    );
+    let pinned = format!("{}/x@sha256:{}", server.addr, "a".repeat(64));
+    let err = store
+        .pull(&pinned, &opts_for(&server.addr, 2))
+        .expect_err("digest mismatch");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&"a".repeat(64)) && msg.contains("discarded"),
+        "{msg}"
+    );
+    assert_eq!(store_state(&dir.path().join("images")), before);
+    let _ = BTreeMap::<(), ()>::new();
+}
