@@ -5,6 +5,7 @@
 //! stripped, a flipped byte, stalls). Answers no real registry gives come from a
 //! hostile server. Run as root (layer unpack keeps owners; tmpfs mounts).
 
+mod common;
 mod pullkit;
 
 use std::collections::BTreeMap;
@@ -690,4 +691,64 @@ fn pull_bad_answers_are_clear_errors_and_change_nothing() {
     );
     assert_eq!(store_state(&dir.path().join("images")), before);
     let _ = BTreeMap::<(), ()>::new();
+}
+
+// ---- pull behaviour through skerry run ------------------------------------------------------
+
+fn task(image: &str) -> String {
+    format!(
+        r#"{{"family": "pb", "containerDefinitions": [{{"name": "app", "image": "{image}", "memory": 32, "essential": true, "command": ["sh", "-c", "echo pulled-ok"]}}]}}"#
+    )
+}
+
+fn run_env(behavior: &str, registry: &str) -> common::TestEnv {
+    common::TestEnv::with_config(&format!(
+        "[images]\npull_behavior = \"{behavior}\"\nmin_retry_delay_ms = 20\nconnect_timeout_secs = 2\n[registries.\"{registry}\"]\ninsecure = true\n"
+    ))
+}
+
+#[test]
+fn pull_behaviour_online_and_offline() {
+    let reg = Registry::start(RegistryOpts::default());
+    reg.push(&test_images().join("busybox-amd64"), "busybox", "latest");
+    let image = format!("{}/busybox:latest", reg.addr);
+    let mut envs = Vec::new();
+    for behavior in ["default", "always", "once", "prefer-cached"] {
+        let env = run_env(behavior, &reg.addr);
+        let out = env.run(&format!("on{}", &behavior[..4]), &task(&image));
+        assert!(
+            out.status.success(),
+            "{behavior} online: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            env.log(&format!("on{}", &behavior[..4]), "app")
+                .contains("pulled-ok"),
+            "{behavior}"
+        );
+        envs.push((behavior, env));
+    }
+    drop(reg); // offline from here on
+    for (behavior, env) in &envs {
+        let name = format!("off{}", &behavior[..4]);
+        let out = env.run(&name, &task(&image));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if *behavior == "always" {
+            assert!(!out.status.success(), "always offline ran");
+            assert!(stderr.contains("CannotPullContainerError"), "{stderr}");
+            assert!(stderr.contains(&image), "{stderr}");
+        } else {
+            assert!(out.status.success(), "{behavior} offline: {stderr}");
+            assert!(env.log(&name, "app").contains("pulled-ok"), "{behavior}");
+        }
+    }
+    // Never pulled and offline: the task says why.
+    let env = run_env("default", "127.0.0.1:1");
+    let out = env.run("never", &task("127.0.0.1:1/busybox:latest"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cannot pull"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
 }

@@ -13,6 +13,7 @@
 //!   layers/<hex>/        one unpacked layer per layer blob digest, shared by all images
 //!                        and containers (built in .tmp-*, then renamed into place)
 //!   refs.json            reference → manifest digest (a `record` envelope, atomic write)
+//!   usage.json           reference → last pull, last use (`usage`)
 //!   leases/<lease_id>    one per prepared rootfs: the layers it uses (GC keeps them)
 //!   ingest/              pull downloads: <hex>.partial + <hex>.offset, verified blobs/
 //!   tmp/                 import staging (.tmp-<pid>-*; GC drops those of dead pids)
@@ -44,6 +45,7 @@ mod rootfs;
 mod source;
 mod store;
 mod unpack;
+mod usage;
 mod zstd;
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +56,7 @@ pub use gc::GcReport;
 pub use platform::Platform;
 pub use reference::normalize_reference;
 pub use store::ImageStore;
+pub use usage::{PruneReport, Usage};
 
 /// One tagged image in the store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

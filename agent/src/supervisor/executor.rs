@@ -20,6 +20,8 @@ use skerry_core::spec::{HealthCommand, NamespaceMode, TaskDefinition};
 use super::ops::{
     delete_task, exited, failed, save_record, shared_namespaces, start_fresh, started,
 };
+use crate::config::{AgentConfig, PullBehavior};
+use crate::images::pull::{self, PullEvent, PullOptions, PullPlan};
 use crate::images::ImageStore;
 use crate::runtime::exec::ExecOutcome;
 use crate::runtime::{ContainerState, Runtime};
@@ -51,7 +53,24 @@ pub struct Executor {
     /// When each lost container's last reap was issued: a reap that keeps failing (a
     /// full disk) is retried every [`REAP_RETRY`], not every turn.
     reaped_at: HashMap<(TaskId, String), std::time::Instant>,
+    /// How images are pulled (`[images]`, `[registries]`).
+    pulls: PullSettings,
 }
+
+/// The pull behaviour and options of the agent config.
+#[derive(Clone)]
+struct PullSettings {
+    behavior: PullBehavior,
+    options: PullOptions,
+}
+
+/// Attempts in a row without progress before a pull that may fall back to the cached
+/// image does so (offline: the task starts from the cache within seconds).
+const FALLBACK_AFTER: u32 = 3;
+/// Attempts in a row without progress before a pull with no cached image fails (with
+/// the backoff cap, tens of minutes); the reconciler then reports
+/// `CannotPullContainerError`.
+const FAIL_AFTER: u32 = 12;
 
 /// Least time between two reaps of the same lost container.
 const REAP_RETRY: Duration = Duration::from_secs(5);
@@ -71,7 +90,20 @@ impl Executor {
             owner,
             shared_ns_start: Arc::default(),
             reaped_at: HashMap::new(),
+            pulls: PullSettings {
+                behavior: PullBehavior::default(),
+                options: PullOptions::from_config(&AgentConfig::default()),
+            },
         }
+    }
+
+    /// Pulls as `config` says (`[images]`, `[registries]`).
+    pub fn with_pulls(mut self, config: &AgentConfig) -> Self {
+        self.pulls = PullSettings {
+            behavior: config.images.pull_behavior,
+            options: PullOptions::from_config(config),
+        };
+        self
     }
 
     /// A worker answered.
@@ -94,13 +126,16 @@ impl Executor {
                 task,
                 container,
                 image,
-            } => self.spawn(task.clone(), Some(container.clone()), "pull", move || {
-                let obs = match images.resolve(&image) {
-                    Ok(_) => Observation::ImagePulled { task, container },
-                    Err(e) => failed(task, Some(container), OpKind::Pull, format!("image {image} is not in the local store (prefer-cached; registry pulls are not available in this build): {e}")),
-                };
-                (Some(obs), None)
-            }),
+            } => {
+                let settings = self.pulls.clone();
+                self.spawn(task.clone(), Some(container.clone()), "pull", move || {
+                    let obs = match pull_image(&images, &settings, &task, &container, &image) {
+                        Ok(()) => Observation::ImagePulled { task, container },
+                        Err(e) => failed(task, Some(container), OpKind::Pull, e),
+                    };
+                    (Some(obs), None)
+                })
+            }
             Action::CreateContainer { task, container } => {
                 let Some(rec) = observed.tasks.get(&task) else {
                     return;
@@ -164,30 +199,37 @@ impl Executor {
                     return;
                 };
                 let gate = self.shared_ns_start.clone();
-                self.spawn(task.clone(), Some(container.clone()), "restart", move || {
-                    let _one = shares_namespaces(&def)
-                        .then(|| gate.lock().unwrap_or_else(PoisonError::into_inner));
-                    let res = (|| {
-                        let c = def.container(&container).ok_or("no such container")?;
-                        match rt.state(&task.0, &container) {
-                            ContainerState::Running { .. } => {
-                                rt.stop(&task.0, &container, c.stop_timeout)
-                                    .map_err(|e| e.to_string())?;
+                self.spawn(
+                    task.clone(),
+                    Some(container.clone()),
+                    "restart",
+                    move || {
+                        let _one = shares_namespaces(&def)
+                            .then(|| gate.lock().unwrap_or_else(PoisonError::into_inner));
+                        let res = (|| {
+                            let c = def.container(&container).ok_or("no such container")?;
+                            match rt.state(&task.0, &container) {
+                                ContainerState::Running { .. } => {
+                                    rt.stop(&task.0, &container, c.stop_timeout)
+                                        .map_err(|e| e.to_string())?;
+                                }
+                                ContainerState::Lost => {
+                                    rt.reap(&task.0, &container).map_err(|e| e.to_string())?
+                                }
+                                _ => {}
                             }
-                            ContainerState::Lost => rt.reap(&task.0, &container).map_err(|e| e.to_string())?,
-                            _ => {}
-                        }
-                        let shared = shared_namespaces(&rt, &task.0, &def);
-                        rt.prepare(&images, &task.0, &def, c, &shared)
-                            .map_err(|e| e.to_string())?;
-                        start_fresh(&rt, &task.0, &container)
-                    })();
-                    let obs = match res {
-                        Ok(pid) => started(task, container, pid),
-                        Err(e) => failed(task, Some(container), OpKind::Restart, e),
-                    };
-                    (Some(obs), None)
-                })
+                            let shared = shared_namespaces(&rt, &task.0, &def);
+                            rt.prepare(&images, &task.0, &def, c, &shared)
+                                .map_err(|e| e.to_string())?;
+                            start_fresh(&rt, &task.0, &container)
+                        })();
+                        let obs = match res {
+                            Ok(pid) => started(task, container, pid),
+                            Err(e) => failed(task, Some(container), OpKind::Restart, e),
+                        };
+                        (Some(obs), None)
+                    },
+                )
             }
             Action::RunHealthCheck {
                 task,
@@ -228,11 +270,27 @@ impl Executor {
                         (Some(exited(task, container, &rec)), Some(run))
                     }
                     Ok(ContainerState::NotStarted) => (
-                        Some(Observation::Exited { task, container, code: 0, reason: CoreExit::Killed }),
+                        Some(Observation::Exited {
+                            task,
+                            container,
+                            code: 0,
+                            reason: CoreExit::Killed,
+                        }),
                         Some(0),
                     ),
-                    Ok(other) => (Some(failed(task, Some(container), OpKind::Stop, format!("still {other:?} after stop"))), None),
-                    Err(e) => (Some(failed(task, Some(container), OpKind::Stop, e.to_string())), None),
+                    Ok(other) => (
+                        Some(failed(
+                            task,
+                            Some(container),
+                            OpKind::Stop,
+                            format!("still {other:?} after stop"),
+                        )),
+                        None,
+                    ),
+                    Err(e) => (
+                        Some(failed(task, Some(container), OpKind::Stop, e.to_string())),
+                        None,
+                    ),
                 }
             }),
             Action::DeleteTask { task } => self.spawn(task.clone(), None, "delete", move || {
@@ -291,5 +349,59 @@ impl Executor {
         if let Err(e) = spawned {
             tracing::error!(error = %e, kind, "spawning a worker failed");
         }
+    }
+}
+
+/// Makes `image` present as the pull behaviour says; logs progress every tenth.
+fn pull_image(
+    images: &ImageStore,
+    settings: &PullSettings,
+    task: &TaskId,
+    container: &str,
+    image: &str,
+) -> Result<(), String> {
+    let cached = images.resolve(image).is_ok();
+    let pinned = image.contains('@');
+    let plan = pull::plan(
+        settings.behavior,
+        cached,
+        images.pulled_before(image),
+        pinned,
+    );
+    let PullPlan::Pull { fallback } = plan else {
+        return Ok(());
+    };
+    let mut opts = settings.options.clone();
+    opts.give_up_after = Some(if fallback { FALLBACK_AFTER } else { FAIL_AFTER });
+    let (t, c, i) = (task.clone(), container.to_owned(), image.to_owned());
+    let blobs = Mutex::new((HashMap::<String, u64>::new(), 0u64, 0u64));
+    opts.progress = Some(Arc::new(move |e: &PullEvent| {
+        let mut g = blobs.lock().unwrap_or_else(PoisonError::into_inner);
+        match e {
+            PullEvent::Resolved { missing_bytes, .. } => g.1 = *missing_bytes,
+            PullEvent::Blob {
+                digest, on_disk, ..
+            } => {
+                g.0.insert(digest.clone(), *on_disk);
+                let done: u64 = g.0.values().sum();
+                let tenth = (done * 10).checked_div(g.1).unwrap_or(10);
+                if tenth > g.2 {
+                    g.2 = tenth;
+                    tracing::info!(task = %t, container = %c, image = %i, bytes = done, total = g.1, "pulling");
+                }
+            }
+            _ => {}
+        }
+    }));
+    match images.pull(image, &opts) {
+        Ok(s) => {
+            tracing::info!(%task, container, image, manifest = %s.image.manifest_digest, "image pulled");
+            Ok(())
+        }
+        Err(e) if fallback => {
+            tracing::warn!(%task, container, image, error = %e, "pull failed: using the cached image");
+            Ok(())
+        }
+        Err(e) => Err(format!("{image}: {e}")),
     }
 }

@@ -14,6 +14,7 @@
 
 mod auth;
 mod backoff;
+mod behavior;
 mod client;
 mod error;
 mod ingest;
@@ -28,6 +29,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use oci_spec::image::{ImageIndex, ImageManifest};
 
 pub use auth::{credentials_for, Credentials};
+pub use behavior::{plan, PullPlan};
 pub use client::{install_crypto_provider, Endpoint, TIME_FLOOR_SECS};
 pub use error::PullError;
 
@@ -308,6 +310,9 @@ impl ImageStore {
             }
         }
         committed?;
+        if let Err(err) = self.record_pull(&lock, &key) {
+            tracing::warn!(reference = %key, %err, "pull time not recorded");
+        }
         self.gc_logged(&lock);
         drop(lock);
         let image = summary(key.clone(), &planned[0].image);
