@@ -752,3 +752,87 @@ fn pull_behaviour_online_and_offline() {
     );
     assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
 }
+
+#[test]
+fn pull_prune_keeps_referenced_and_recent_images() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (dir, store) = new_store();
+    for (i, name) in ["app:1", "old:1", "older:1"].iter().enumerate() {
+        let layout = noise_layout(work.path(), 10_000 + i, i as u64 + 10);
+        store.import_as(&layout, Some(name)).expect("import");
+    }
+    let referenced: std::collections::HashSet<String> = ["app:1".to_owned()].into();
+    let report = store.prune(1, &referenced).expect("prune keep 1");
+    assert_eq!(report.untagged.len(), 1, "{report:?}");
+    let left: Vec<String> = store
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|i| i.reference)
+        .collect();
+    assert_eq!(left.len(), 2);
+    assert!(left.contains(&"app:1".to_owned()), "{left:?}");
+    let report = store.prune(0, &referenced).expect("prune all unused");
+    assert_eq!(report.untagged.len(), 1);
+    assert!(report.gc.blobs_removed >= 3, "{report:?}");
+    let left: Vec<String> = store
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|i| i.reference)
+        .collect();
+    assert_eq!(left, ["app:1"]);
+    assert!(store.resolve("app:1").is_ok());
+    let _ = dir;
+}
+
+/// Air gap: one OCI archive holding several images (a bundle on a USB stick).
+#[test]
+fn pull_air_gap_multi_image_archive_imports_every_image() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let bundle = work.path().join("bundle");
+    fs::create_dir_all(bundle.join("blobs/sha256")).expect("mkdir");
+    fs::write(
+        bundle.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("layout");
+    let mut manifests = Vec::new();
+    for (src, name) in [
+        ("busybox-amd64", "edge.example/busybox:1.36"),
+        ("busybox-app", "edge.example/app:2"),
+    ] {
+        let layout = test_images().join(src);
+        for e in fs::read_dir(layout.join("blobs/sha256")).expect("blobs") {
+            let e = e.expect("entry");
+            fs::copy(e.path(), bundle.join("blobs/sha256").join(e.file_name())).expect("copy");
+        }
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index"))
+                .expect("json");
+        let mut m = index["manifests"][0].clone();
+        m["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": name});
+        manifests.push(m);
+    }
+    fs::write(
+        bundle.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": manifests}).to_string(),
+    )
+    .expect("index");
+    let archive = work.path().join("bundle.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&bundle)
+        .arg("-cf")
+        .arg(&archive)
+        .args(["oci-layout", "index.json", "blobs"])
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    let (_dir, store) = new_store();
+    let imported = store.import(&archive).expect("import bundle");
+    let mut names: Vec<String> = imported.into_iter().map(|i| i.reference).collect();
+    names.sort();
+    assert_eq!(names, ["edge.example/app:2", "edge.example/busybox:1.36"]);
+    assert!(store.resolve("edge.example/app:2").is_ok());
+}
