@@ -52,7 +52,7 @@ pub(crate) fn unpack_layer(layer: &LayerSource<'_>, layers_dir: &Path) -> Result
 
 enum Decoded<R: BufRead> {
     Gzip(MultiGzDecoder<R>),
-    Zstd(ZstdReader<R>),
+    Zstd(Box<ZstdReader<R>>),
     Plain(R),
 }
 
@@ -70,7 +70,7 @@ impl<R: BufRead> Decoded<R> {
     fn into_inner(self) -> R {
         match self {
             Self::Gzip(r) => r.into_inner(),
-            Self::Zstd(r) => r.into_inner(),
+            Self::Zstd(r) => (*r).into_inner(),
             Self::Plain(r) => r,
         }
     }
@@ -88,7 +88,7 @@ fn extract(layer: &LayerSource<'_>, root: &Path) -> Result<(), ImageError> {
     let decoded = if magic.starts_with(&[0x1f, 0x8b]) {
         Decoded::Gzip(MultiGzDecoder::new(buffered))
     } else if magic.starts_with(&zstd::MAGIC) {
-        Decoded::Zstd(ZstdReader::new(buffered))
+        Decoded::Zstd(Box::new(ZstdReader::new(buffered)))
     } else {
         Decoded::Plain(buffered)
     };

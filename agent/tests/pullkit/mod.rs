@@ -289,8 +289,8 @@ fn handle(
     let mut lines: Vec<&str> = head.trim_end().split("\r\n").collect();
     lines.retain(|l| {
         let lower = l.to_ascii_lowercase();
-        !lower.starts_with("connection:")
-            && !(f.strip_range.load(Ordering::Relaxed) && lower.starts_with("range:"))
+        let range = f.strip_range.load(Ordering::Relaxed) && lower.starts_with("range:");
+        !(lower.starts_with("connection:") || range)
     });
     let request = format!("{}\r\nConnection: close\r\n\r\n", lines.join("\r\n"));
     let mut server = TcpStream::connect(upstream)?;

@@ -260,7 +260,7 @@ impl ImageStore {
             if !oci::is_layer(layer.media_type()) {
                 return Err(unsupported(
                     &Digest::from_oci(layer.digest())?,
-                    &layer.media_type().to_string(),
+                    layer.media_type().as_ref(),
                 ));
             }
         }
@@ -302,10 +302,11 @@ impl ImageStore {
         }];
         let lock = self.lock()?;
         let committed = self.commit(&lock, &planned, staged);
-        for blob in planned[0].image.blobs() {
-            if committed.is_err() && !matches!(&committed, Err(e) if is_disk_full(e)) {
-                ingest.discard(blob);
-            } else if committed.is_ok() {
+        // Verified blobs stay in ingest only for a commit the disk cut short (the next
+        // pull resumes); after success they are in the store, after bad content useless.
+        let keep = matches!(&committed, Err(e) if is_disk_full(e));
+        if !keep {
+            for blob in planned[0].image.blobs() {
                 ingest.discard(blob);
             }
         }
