@@ -491,8 +491,21 @@ fn pull_killed_midway_resumes_from_disk() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // What `skerry ps` shows for a container waiting on this pull.
+    let live = ImageStore::open(&state.path().join("s/images")).expect("store");
+    let st = live
+        .pull_status(&reference)
+        .expect("pull status while pulling");
+    assert!(
+        st.bytes > 0 && st.total >= st.bytes && st.pid == child.id(),
+        "{st:?}"
+    );
     child.kill().expect("kill -9");
     child.wait().expect("wait");
+    assert!(
+        live.pull_status(&reference).is_none(),
+        "a dead pull's status is still shown"
+    );
     let first = proxy.sent();
     proxy.faults.throttle.store(0, Ordering::Relaxed);
     let out = skerry().output().expect("second pull");

@@ -14,10 +14,11 @@ pub struct PsArgs {
 
 pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
     let runtime = ctx.runtime()?;
+    let images = ctx.images().ok();
     let status = supervisor_status(ctx);
     if !args.json {
         println!(
-            "{:<28} {:<16} {:<10} {:>8} {:>5}  {:<9}  IMAGE",
+            "{:<28} {:<16} {:<12} {:>8} {:>5}  {:<9}  IMAGE",
             "TASK", "CONTAINER", "STATE", "PID", "EXIT", "HEALTH"
         );
     }
@@ -37,7 +38,23 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
                 .map(|c| c.image.clone())
                 .unwrap_or_default();
             let (state, pid, exit) = match &st {
-                ContainerState::NotStarted => ("pending".to_string(), String::new(), String::new()),
+                ContainerState::NotStarted => {
+                    // A pull under way shows how far it got (`pulling 45%`).
+                    let pulling = images
+                        .as_ref()
+                        .and_then(|s| s.pull_status(&image))
+                        .map(|p| {
+                            format!(
+                                "pulling {}%",
+                                (p.bytes * 100).checked_div(p.total).unwrap_or(100)
+                            )
+                        });
+                    (
+                        pulling.unwrap_or_else(|| "pending".to_string()),
+                        String::new(),
+                        String::new(),
+                    )
+                }
                 ContainerState::Running { pid, .. } => {
                     ("running".to_string(), pid.to_string(), String::new())
                 }
@@ -60,7 +77,7 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
                 );
             } else {
                 println!(
-                    "{id:<28} {name:<16} {state:<10} {pid:>8} {exit:>5}  {health:<9}  {image}"
+                    "{id:<28} {name:<16} {state:<12} {pid:>8} {exit:>5}  {health:<9}  {image}"
                 );
             }
         }

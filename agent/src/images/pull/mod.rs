@@ -18,6 +18,7 @@ mod behavior;
 mod client;
 mod error;
 mod ingest;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -168,6 +169,11 @@ impl ImageStore {
         let started = std::time::Instant::now();
         let parsed = Reference::parse(reference)?;
         let key = parsed.normalized();
+        let (_tracker, progress) = status::track(&self.pulling_dir(), &key, opts.progress.clone());
+        let opts = &PullOptions {
+            progress: Some(progress),
+            ..opts.clone()
+        };
         let (host, repository) = split_name(&parsed.name);
         let configured = opts.registries.get(&host);
         let ca_pem = match configured.and_then(|r| r.ca_file.as_ref()) {
@@ -329,6 +335,17 @@ impl ImageStore {
             image,
             received_bytes: received.load(Ordering::Relaxed),
         })
+    }
+
+    /// Where live pulls record their progress (`status`).
+    pub fn pulling_dir(&self) -> PathBuf {
+        self.root.join("ingest").join("pulling")
+    }
+
+    /// How far a live pull of `reference` got, if one runs.
+    pub fn pull_status(&self, reference: &str) -> Option<status::PullStatus> {
+        let key = Reference::parse(reference).ok()?.normalized();
+        status::read(&self.pulling_dir(), &key)
     }
 
     /// Refuses a pull that needs more than the free space of the store's filesystem.
