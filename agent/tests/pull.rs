@@ -849,3 +849,44 @@ fn pull_air_gap_multi_image_archive_imports_every_image() {
     assert_eq!(names, ["edge.example/app:2", "edge.example/busybox:1.36"]);
     assert!(store.resolve("edge.example/app:2").is_ok());
 }
+
+/// `skerry agent`: a desired task whose image is only in the registry is pulled by the
+/// executor (off the main loop) and then runs.
+#[test]
+fn pull_agent_pulls_a_desired_tasks_image() {
+    let reg = Registry::start(RegistryOpts::default());
+    reg.push(
+        &test_images().join("busybox-amd64"),
+        "agent/busybox",
+        "latest",
+    );
+    let env = run_env("default", &reg.addr);
+    let desired = env.state().join("desired");
+    fs::create_dir_all(&desired).expect("desired");
+    fs::write(
+        desired.join("agentpull.json"),
+        task(&format!("{}/agent/busybox:latest", reg.addr)),
+    )
+    .expect("task");
+    let mut agent = env
+        .skerry(&["agent"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("agent");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !env.log("agentpull", "app").contains("pulled-ok") {
+        if std::time::Instant::now() > deadline {
+            let _ = agent.kill();
+            panic!("the agent did not pull and run the task");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    agent.wait().expect("agent exit");
+    let store = ImageStore::open(&env.state().join("images")).expect("store");
+    assert!(store.pulled_before(&format!("{}/agent/busybox:latest", reg.addr)));
+}
