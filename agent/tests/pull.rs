@@ -890,3 +890,102 @@ fn pull_agent_pulls_a_desired_tasks_image() {
     let store = ImageStore::open(&env.state().join("images")).expect("store");
     assert!(store.pulled_before(&format!("{}/agent/busybox:latest", reg.addr)));
 }
+
+/// Bearer tokens from a token endpoint, and a token that expires mid-pull answering
+/// 403 (as ECR does): the pull logs in again once and completes.
+#[test]
+fn pull_bearer_token_and_relogin_on_403() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = noise_layout(work.path(), 50_000, 20);
+    let blobs = layout.join("blobs/sha256");
+    let manifest_digest = {
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index"))
+                .expect("json");
+        index["manifests"][0]["digest"]
+            .as_str()
+            .expect("digest")
+            .to_owned()
+    };
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let uses = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let addr_cell = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let (i2, u2, a2, md) = (
+        issued.clone(),
+        uses.clone(),
+        addr_cell.clone(),
+        manifest_digest.clone(),
+    );
+    let server = Hostile::start_with_head(move |head| {
+        let path = head.split(' ').nth(1).unwrap_or("/");
+        let auth = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("authorization: ")
+                    .or_else(|| l.strip_prefix("Authorization: "))
+            })
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let realm = format!(
+            "http://{}/token",
+            a2.get().map(String::as_str).unwrap_or("")
+        );
+        let challenge = format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        if path.starts_with("/token") {
+            let n = i2.fetch_add(1, Ordering::Relaxed) + 1;
+            return http(
+                "200 OK",
+                "application/json",
+                format!(r#"{{"token":"tok-{n}"}}"#).as_bytes(),
+            );
+        }
+        if path == "/v2/" {
+            return challenge;
+        }
+        let current = format!("Bearer tok-{}", i2.load(Ordering::Relaxed));
+        if auth != current {
+            return challenge;
+        }
+        // The first token expires after two uses: 403, like an expired ECR token.
+        if i2.load(Ordering::Relaxed) == 1 && u2.fetch_add(1, Ordering::Relaxed) >= 2 {
+            return http(
+                "403 Forbidden",
+                "application/json",
+                br#"{"errors":[{"code":"DENIED"}]}"#,
+            );
+        }
+        let digest = path.rsplit('/').next().unwrap_or("");
+        let name = if path.contains("/manifests/") {
+            md.trim_start_matches("sha256:").to_owned()
+        } else {
+            digest.trim_start_matches("sha256:").to_owned()
+        };
+        match fs::read(blobs.join(&name)) {
+            Ok(body) if path.contains("/manifests/") => http(
+                "200 OK",
+                "application/vnd.oci.image.manifest.v1+json",
+                &body,
+            ),
+            Ok(body) => http("200 OK", "application/octet-stream", &body),
+            Err(_) => http("404 Not Found", "application/json", b"{}"),
+        }
+    });
+    addr_cell.set(server.addr.clone()).expect("addr");
+    let (_dir, store) = new_store();
+    let got = store
+        .pull(
+            &format!("{}/ecr/app:1", server.addr),
+            &opts_for(&server.addr, 2),
+        )
+        .expect("bearer pull");
+    assert_eq!(got.image.manifest_digest, manifest_digest);
+    assert_eq!(
+        issued.load(Ordering::Relaxed),
+        2,
+        "expected one login and one re-login"
+    );
+}

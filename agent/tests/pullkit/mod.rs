@@ -382,6 +382,11 @@ pub struct Hostile {
 
 impl Hostile {
     pub fn start(answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> Self {
+        Self::start_with_head(move |head| answer(head.split(' ').nth(1).unwrap_or("/")))
+    }
+
+    /// Like [`start`](Self::start), given the whole request head.
+    pub fn start_with_head(answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let answer = Arc::new(answer);
@@ -394,8 +399,7 @@ impl Hostile {
                         return;
                     };
                     let head = String::from_utf8_lossy(&head).into_owned();
-                    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
-                    let _ = conn.write_all(&answer(&path));
+                    let _ = conn.write_all(&answer(&head));
                     let _ = conn.shutdown(Shutdown::Write);
                 });
             }
