@@ -308,18 +308,36 @@ impl Registry {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        if now < TIME_FLOOR_SECS {
-            return Err(PullError::ClockNotSet {
-                registry: self.host.clone(),
-                now_secs: now,
-                floor_secs: TIME_FLOOR_SECS,
-            });
-        }
-        Ok(())
+        clock_check(&self.host, now)
     }
+}
+
+/// `ClockNotSet` if `now_secs` is before the time floor.
+fn clock_check(registry: &str, now_secs: u64) -> Result<(), PullError> {
+    if now_secs < TIME_FLOOR_SECS {
+        return Err(PullError::ClockNotSet {
+            registry: registry.to_owned(),
+            now_secs,
+            floor_secs: TIME_FLOOR_SECS,
+        });
+    }
+    Ok(())
 }
 
 /// Collapses whitespace and newlines (registry bodies are often HTML or JSON).
 pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_clock_at_1970_is_reported_once_not_retried() {
+        let err = clock_check("r.example", 3600).expect_err("1970");
+        assert!(err.to_string().starts_with("system clock not set"), "{err}");
+        assert!(!err.is_transient(), "a clock error must not be retried");
+        assert!(clock_check("r.example", TIME_FLOOR_SECS + 1).is_ok());
+    }
 }
