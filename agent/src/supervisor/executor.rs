@@ -20,8 +20,8 @@ use skerry_core::spec::{HealthCommand, NamespaceMode, TaskDefinition};
 use super::ops::{
     delete_task, exited, failed, save_record, shared_namespaces, start_fresh, started,
 };
-use crate::config::{AgentConfig, PullBehavior};
-use crate::images::pull::{self, PullEvent, PullOptions, PullPlan};
+use crate::config::AgentConfig;
+use crate::images::pull::{ensure_image, PullSettings};
 use crate::images::ImageStore;
 use crate::runtime::exec::ExecOutcome;
 use crate::runtime::{ContainerState, Runtime};
@@ -57,21 +57,6 @@ pub struct Executor {
     pulls: PullSettings,
 }
 
-/// The pull behaviour and options of the agent config.
-#[derive(Clone)]
-struct PullSettings {
-    behavior: PullBehavior,
-    options: PullOptions,
-}
-
-/// Attempts in a row without progress before a pull that may fall back to the cached
-/// image does so (offline: the task starts from the cache within seconds).
-const FALLBACK_AFTER: u32 = 3;
-/// Attempts in a row without progress before a pull with no cached image fails (with
-/// the backoff cap, tens of minutes); the reconciler then reports
-/// `CannotPullContainerError`.
-const FAIL_AFTER: u32 = 12;
-
 /// Least time between two reaps of the same lost container.
 const REAP_RETRY: Duration = Duration::from_secs(5);
 
@@ -90,19 +75,13 @@ impl Executor {
             owner,
             shared_ns_start: Arc::default(),
             reaped_at: HashMap::new(),
-            pulls: PullSettings {
-                behavior: PullBehavior::default(),
-                options: PullOptions::from_config(&AgentConfig::default()),
-            },
+            pulls: PullSettings::from_config(&AgentConfig::default()),
         }
     }
 
     /// Pulls as `config` says (`[images]`, `[registries]`).
     pub fn with_pulls(mut self, config: &AgentConfig) -> Self {
-        self.pulls = PullSettings {
-            behavior: config.images.pull_behavior,
-            options: PullOptions::from_config(config),
-        };
+        self.pulls = PullSettings::from_config(config);
         self
     }
 
@@ -129,7 +108,7 @@ impl Executor {
             } => {
                 let settings = self.pulls.clone();
                 self.spawn(task.clone(), Some(container.clone()), "pull", move || {
-                    let obs = match pull_image(&images, &settings, &task, &container, &image) {
+                    let obs = match ensure_image(&images, &settings, &task.0, &container, &image) {
                         Ok(()) => Observation::ImagePulled { task, container },
                         Err(e) => failed(task, Some(container), OpKind::Pull, e),
                     };
@@ -349,59 +328,5 @@ impl Executor {
         if let Err(e) = spawned {
             tracing::error!(error = %e, kind, "spawning a worker failed");
         }
-    }
-}
-
-/// Makes `image` present as the pull behaviour says; logs progress every tenth.
-fn pull_image(
-    images: &ImageStore,
-    settings: &PullSettings,
-    task: &TaskId,
-    container: &str,
-    image: &str,
-) -> Result<(), String> {
-    let cached = images.resolve(image).is_ok();
-    let pinned = image.contains('@');
-    let plan = pull::plan(
-        settings.behavior,
-        cached,
-        images.pulled_before(image),
-        pinned,
-    );
-    let PullPlan::Pull { fallback } = plan else {
-        return Ok(());
-    };
-    let mut opts = settings.options.clone();
-    opts.give_up_after = Some(if fallback { FALLBACK_AFTER } else { FAIL_AFTER });
-    let (t, c, i) = (task.clone(), container.to_owned(), image.to_owned());
-    let blobs = Mutex::new((HashMap::<String, u64>::new(), 0u64, 0u64));
-    opts.progress = Some(Arc::new(move |e: &PullEvent| {
-        let mut g = blobs.lock().unwrap_or_else(PoisonError::into_inner);
-        match e {
-            PullEvent::Resolved { missing_bytes, .. } => g.1 = *missing_bytes,
-            PullEvent::Blob {
-                digest, on_disk, ..
-            } => {
-                g.0.insert(digest.clone(), *on_disk);
-                let done: u64 = g.0.values().sum();
-                let tenth = (done * 10).checked_div(g.1).unwrap_or(10);
-                if tenth > g.2 {
-                    g.2 = tenth;
-                    tracing::info!(task = %t, container = %c, image = %i, bytes = done, total = g.1, "pulling");
-                }
-            }
-            _ => {}
-        }
-    }));
-    match images.pull(image, &opts) {
-        Ok(s) => {
-            tracing::info!(%task, container, image, manifest = %s.image.manifest_digest, "image pulled");
-            Ok(())
-        }
-        Err(e) if fallback => {
-            tracing::warn!(%task, container, image, error = %e, "pull failed: using the cached image");
-            Ok(())
-        }
-        Err(e) => Err(format!("{image}: {e}")),
     }
 }
