@@ -22,6 +22,8 @@
 //! [outbox]
 //! max_bytes = 8388608             # >= 65536
 //! [mqtt]                          # broker sync: see crate::sync::config
+//! [images]                        # pulls and image GC: see `config::images`
+//! [registries."host:port"]        # credentials, insecure, ca_file
 //! ```
 
 use std::fmt::Write as _;
@@ -30,6 +32,10 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+mod images;
+
+pub use images::{ImagesConfig, PullBehavior, RegistryConfig};
 
 /// The only config format version this build reads.
 pub const CONFIG_VERSION: u32 = 1;
@@ -129,6 +135,11 @@ pub struct AgentConfig {
     /// Broker sync; `None` is the embedded default: standalone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttConfig>,
+    /// Registry pulls and image GC.
+    pub images: ImagesConfig,
+    /// Per-registry credentials and transport, by `host[:port]`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub registries: std::collections::BTreeMap<String, RegistryConfig>,
 }
 
 /// `[logs]`: rotation of each container's stdout/stderr files.
@@ -185,6 +196,8 @@ impl Default for AgentConfig {
             logs: LogConfig::default(),
             outbox: OutboxConfig::default(),
             mqtt: None,
+            images: ImagesConfig::default(),
+            registries: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -311,6 +324,7 @@ impl AgentConfig {
                 format!("must be at least 65536, got {}", self.outbox.max_bytes),
             );
         }
+        images::validate(&self.images, &self.registries)?;
         if let Some(m) = &self.mqtt {
             m.validate()
                 .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;

@@ -9,6 +9,7 @@ mod image;
 mod logs;
 pub mod output;
 mod ps;
+mod pull;
 pub mod run;
 mod stop;
 mod tail;

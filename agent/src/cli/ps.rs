@@ -69,6 +69,7 @@ impl Row for PsRow {
 
 pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
     let runtime = ctx.runtime()?;
+    let images = ctx.images().ok();
     let status = supervisor_status(ctx);
     let now_ms = crate::runtime::record::now_ms();
     let mut rows = Vec::new();
@@ -89,7 +90,19 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
                 .map(|c| c.image.clone())
                 .unwrap_or_default();
             let (state, pid, exit_code) = match &st {
-                ContainerState::NotStarted => ("pending".to_string(), None, None),
+                ContainerState::NotStarted => {
+                    // A pull under way shows how far it got (`pulling 45%`).
+                    let pulling = images
+                        .as_ref()
+                        .and_then(|s| s.pull_status(&image))
+                        .map(|p| {
+                            format!(
+                                "pulling {}%",
+                                (p.bytes * 100).checked_div(p.total).unwrap_or(100)
+                            )
+                        });
+                    (pulling.unwrap_or_else(|| "pending".to_string()), None, None)
+                }
                 ContainerState::Running { pid, .. } => ("running".to_string(), Some(*pid), None),
                 ContainerState::Exited(e) => (
                     format!("{:?}", e.reason).to_lowercase(),

@@ -61,9 +61,22 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
     }
     let images = ctx.images()?;
     for (i, c) in def.containers.iter().enumerate() {
-        if let Err(e) = images.resolve(&c.image) {
-            eprintln!("skerry: containerDefinitions[{i}].image: {e}");
-            return Ok(2);
+        // An image not in the store yet is pulled first (a few attempts: the user waits).
+        match images.resolve(&c.image) {
+            Ok(_) => {}
+            Err(crate::images::ImageError::NotFound { .. }) => {
+                let mut opts = crate::images::pull::PullOptions::from_config(&ctx.config);
+                opts.give_up_after = Some(3);
+                eprintln!("skerry: pulling {}", c.image);
+                if let Err(e) = images.pull(&c.image, &opts) {
+                    eprintln!("skerry: containerDefinitions[{i}].image: cannot pull: {e}");
+                    return Ok(2);
+                }
+            }
+            Err(e) => {
+                eprintln!("skerry: containerDefinitions[{i}].image: {e}");
+                return Ok(2);
+            }
         }
     }
     let me = std::process::id() as i32;

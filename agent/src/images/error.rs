@@ -73,6 +73,12 @@ pub enum ImageError {
         host: String,
         available: String,
     },
+    /// A `--platform` that is not `[linux/]arch[/variant]`.
+    #[error("invalid platform {platform:?}: {reason}")]
+    InvalidPlatform {
+        platform: String,
+        reason: &'static str,
+    },
     /// The import source names no image this store can take.
     #[error("{path}: nothing to import: {reason}")]
     NothingToImport { path: PathBuf, reason: String },

@@ -31,10 +31,10 @@ use super::ImageSummary;
 
 const MAX_INDEX_DEPTH: usize = 4;
 
-/// One image to commit.
-struct Planned {
-    reference: String,
-    image: Image,
+/// One image to commit (imported or pulled).
+pub(super) struct Planned {
+    pub(super) reference: String,
+    pub(super) image: Image,
 }
 
 impl ImageStore {
@@ -218,7 +218,7 @@ impl ImageStore {
     }
 
     /// Unpacks layers, moves staged blobs in, writes refs; undoes the first two on error.
-    fn commit(
+    pub(super) fn commit(
         &self,
         _lock: &StoreLock,
         planned: &[Planned],

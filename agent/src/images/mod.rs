@@ -1,7 +1,7 @@
 //! The image store: content-addressed blobs, OCI layout/archive import, safe layer
 //! unpack, container root filesystems (overlay, or a copy when overlay cannot mount),
-//! leases and garbage collection. It does not pull from registries (yet) and never runs
-//! anything from an image.
+//! leases, garbage collection and registry pulls (`pull`). It never runs anything from
+//! an image.
 //!
 //! Image content is untrusted: every blob is sha256-checked when it enters the store
 //! and again when a layer is unpacked; metadata reads are capped at 4 MiB; layer entries
@@ -13,7 +13,9 @@
 //!   layers/<hex>/        one unpacked layer per layer blob digest, shared by all images
 //!                        and containers (built in .tmp-*, then renamed into place)
 //!   refs.json            reference → manifest digest (a `record` envelope, atomic write)
+//!   usage.json           reference → last pull, last use (`usage`)
 //!   leases/<lease_id>    one per prepared rootfs: the layers it uses (GC keeps them)
+//!   ingest/              pull downloads: <hex>.partial + <hex>.offset, verified blobs/
 //!   tmp/                 import staging (.tmp-<pid>-*; GC drops those of dead pids)
 //!   lock                 flock: import commit, remove, GC and lease changes serialize
 //! ```
@@ -36,12 +38,15 @@ mod merge;
 mod naming;
 mod oci;
 mod platform;
+pub mod pull;
 mod record;
 mod reference;
 mod rootfs;
 mod source;
 mod store;
 mod unpack;
+mod usage;
+mod zstd;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +56,7 @@ pub use gc::GcReport;
 pub use platform::Platform;
 pub use reference::normalize_reference;
 pub use store::ImageStore;
+pub use usage::{PruneReport, Usage};
 
 /// One tagged image in the store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -153,19 +153,31 @@ pub(crate) fn is_index(media: &MediaType) -> bool {
     matches!(media, MediaType::ImageIndex) || media.to_string() == DOCKER_LIST
 }
 
+/// [`is_index`] for a media type string (a registry's `Content-Type`).
+pub(crate) fn is_index_str(media: &str) -> bool {
+    media == "application/vnd.oci.image.index.v1+json" || media == DOCKER_LIST
+}
+
+/// [`is_manifest`] for a media type string.
+pub(crate) fn is_manifest_str(media: &str) -> bool {
+    media == "application/vnd.oci.image.manifest.v1+json" || media == DOCKER_MANIFEST
+}
+
 /// True for an image manifest (OCI or Docker v2 schema 2).
 pub(crate) fn is_manifest(media: &MediaType) -> bool {
     matches!(media, MediaType::ImageManifest) || media.to_string() == DOCKER_MANIFEST
 }
 
-/// True for the layer types `unpack` handles (tar and gzip; not zstd).
+/// True for the layer types `unpack` handles (tar, gzip and zstd).
 pub(crate) fn is_layer(media: &MediaType) -> bool {
     matches!(
         media,
         MediaType::ImageLayer
             | MediaType::ImageLayerGzip
+            | MediaType::ImageLayerZstd
             | MediaType::ImageLayerNonDistributable
             | MediaType::ImageLayerNonDistributableGzip
+            | MediaType::ImageLayerNonDistributableZstd
     ) || matches!(
         media.to_string().as_str(),
         DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN

@@ -41,6 +41,47 @@ impl Platform {
         }
     }
 
+    /// Parses `[linux/]arch[/variant]` (`linux/arm64/v8`, `arm/v7`, `amd64`); arm64 and
+    /// arm without a variant mean v8 and v7.
+    pub fn parse(s: &str) -> Result<Self, ImageError> {
+        let bad = |reason: &'static str| ImageError::InvalidPlatform {
+            platform: s.to_owned(),
+            reason,
+        };
+        let parts: Vec<&str> = s.split('/').collect();
+        let parts = match parts.as_slice() {
+            ["linux", rest @ ..] => rest.to_vec(),
+            [os, _, ..] if !matches!(*os, "amd64" | "arm64" | "arm") => {
+                return Err(bad("only linux images run here"))
+            }
+            all => all.to_vec(),
+        };
+        let (arch, variant) = match parts.as_slice() {
+            [arch] => (*arch, None),
+            [arch, variant] => (*arch, Some(*variant)),
+            _ => return Err(bad("use os/arch[/variant], e.g. linux/arm64/v8")),
+        };
+        let ok = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        };
+        if !ok(arch) || !variant.is_none_or(ok) {
+            return Err(bad(
+                "architecture and variant are lowercase letters and digits",
+            ));
+        }
+        let variant = variant.or(match arch {
+            "arm64" => Some("v8"),
+            "arm" => Some("v7"),
+            _ => None,
+        });
+        Ok(Self {
+            architecture: arch.to_owned(),
+            variant: variant.map(str::to_owned),
+        })
+    }
+
     /// Variants this machine runs, best first (`None` = an image that names no variant).
     fn compatible_variants(&self) -> Vec<Option<&'static str>> {
         match self.architecture.as_str() {
@@ -182,6 +223,21 @@ mod tests {
         assert!(pick("aarch64").expect("arm64").ends_with('c'));
         assert!(pick("arm").expect("arm").ends_with('e'));
         assert!(pick("riscv64").is_none());
+        assert_eq!(
+            Platform::parse("linux/arm64").expect("arm64"),
+            Platform::from_rust_arch("aarch64")
+        );
+        assert_eq!(
+            Platform::parse("amd64").expect("amd64"),
+            Platform::from_rust_arch("x86_64")
+        );
+        assert_eq!(
+            Platform::parse("linux/arm/v7").expect("arm").to_string(),
+            "arm/v7"
+        );
+        for bad in ["windows/amd64", "linux/", "linux/a/b/c", "linux/ARM64"] {
+            assert!(Platform::parse(bad).is_err(), "{bad}");
+        }
         assert!(describe_entries(&entries).contains("linux/arm64/v8"));
     }
 }

@@ -66,6 +66,9 @@ impl ImageStore {
                 container_dir: container_dir.to_path_buf(),
             };
             self.write_lease(&lock, lease_id, &lease)?;
+            if let Err(err) = self.record_use(&lock, &image.reference) {
+                tracing::warn!(reference = %image.reference, %err, "image last use not recorded");
+            }
             for (i, layer) in layers.iter().enumerate() {
                 let blob = self.blobs.path(layer);
                 if layer_dirs[i].is_dir() {

@@ -1,4 +1,4 @@
-//! Layer unpacking: one layer blob (gzip or plain tar, by magic) becomes
+//! Layer unpacking: one layer blob (gzip, zstd or plain tar, by magic) becomes
 //! `layers/<blob hex>/`, a tree overlayfs can use as a lower dir. The tree is built in a
 //! `.tmp-*` directory, flushed, and renamed into place, so a crash never leaves a half
 //! layer under a real name. The blob digest and the config's diff_id are re-checked
@@ -14,6 +14,7 @@ use super::digest::{Digest, HashingReader};
 use super::error::{ImageError, IoContext};
 use super::extract::Extractor;
 use super::fsutil::{self, TempTree};
+use super::zstd::{self, ZstdReader};
 use crate::store::sync_dir;
 
 /// One layer to unpack.
@@ -51,6 +52,7 @@ pub(crate) fn unpack_layer(layer: &LayerSource<'_>, layers_dir: &Path) -> Result
 
 enum Decoded<R: BufRead> {
     Gzip(MultiGzDecoder<R>),
+    Zstd(Box<ZstdReader<R>>),
     Plain(R),
 }
 
@@ -58,6 +60,7 @@ impl<R: BufRead> Read for Decoded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Gzip(r) => r.read(buf),
+            Self::Zstd(r) => r.read(buf),
             Self::Plain(r) => r.read(buf),
         }
     }
@@ -67,6 +70,7 @@ impl<R: BufRead> Decoded<R> {
     fn into_inner(self) -> R {
         match self {
             Self::Gzip(r) => r.into_inner(),
+            Self::Zstd(r) => (*r).into_inner(),
             Self::Plain(r) => r,
         }
     }
@@ -83,11 +87,8 @@ fn extract(layer: &LayerSource<'_>, root: &Path) -> Result<(), ImageError> {
     let magic = buffered.fill_buf().at(layer.blob)?;
     let decoded = if magic.starts_with(&[0x1f, 0x8b]) {
         Decoded::Gzip(MultiGzDecoder::new(buffered))
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Err(ImageError::UnsupportedMediaType {
-            digest: layer.digest.to_string(),
-            media_type: "zstd-compressed layer".to_owned(),
-        });
+    } else if magic.starts_with(&zstd::MAGIC) {
+        Decoded::Zstd(Box::new(ZstdReader::new(buffered)))
     } else {
         Decoded::Plain(buffered)
     };

@@ -20,6 +20,8 @@ use skerry_core::spec::{HealthCommand, NamespaceMode, TaskDefinition};
 use super::ops::{
     delete_task, exited, failed, save_record, shared_namespaces, start_fresh, started,
 };
+use crate::config::AgentConfig;
+use crate::images::pull::{ensure_image, PullSettings};
 use crate::images::ImageStore;
 use crate::runtime::exec::ExecOutcome;
 use crate::runtime::{ContainerState, Runtime};
@@ -51,6 +53,8 @@ pub struct Executor {
     /// When each lost container's last reap was issued: a reap that keeps failing (a
     /// full disk) is retried every [`REAP_RETRY`], not every turn.
     reaped_at: HashMap<(TaskId, String), std::time::Instant>,
+    /// How images are pulled (`[images]`, `[registries]`).
+    pulls: PullSettings,
 }
 
 /// Least time between two reaps of the same lost container.
@@ -71,7 +75,14 @@ impl Executor {
             owner,
             shared_ns_start: Arc::default(),
             reaped_at: HashMap::new(),
+            pulls: PullSettings::from_config(&AgentConfig::default()),
         }
+    }
+
+    /// Pulls as `config` says (`[images]`, `[registries]`).
+    pub fn with_pulls(mut self, config: &AgentConfig) -> Self {
+        self.pulls = PullSettings::from_config(config);
+        self
     }
 
     /// A worker answered.
@@ -94,13 +105,16 @@ impl Executor {
                 task,
                 container,
                 image,
-            } => self.spawn(task.clone(), Some(container.clone()), "pull", move || {
-                let obs = match images.resolve(&image) {
-                    Ok(_) => Observation::ImagePulled { task, container },
-                    Err(e) => failed(task, Some(container), OpKind::Pull, format!("image {image} is not in the local store (prefer-cached; registry pulls are not available in this build): {e}")),
-                };
-                (Some(obs), None)
-            }),
+            } => {
+                let settings = self.pulls.clone();
+                self.spawn(task.clone(), Some(container.clone()), "pull", move || {
+                    let obs = match ensure_image(&images, &settings, &task.0, &container, &image) {
+                        Ok(()) => Observation::ImagePulled { task, container },
+                        Err(e) => failed(task, Some(container), OpKind::Pull, e),
+                    };
+                    (Some(obs), None)
+                })
+            }
             Action::CreateContainer { task, container } => {
                 let Some(rec) = observed.tasks.get(&task) else {
                     return;
@@ -164,30 +178,37 @@ impl Executor {
                     return;
                 };
                 let gate = self.shared_ns_start.clone();
-                self.spawn(task.clone(), Some(container.clone()), "restart", move || {
-                    let _one = shares_namespaces(&def)
-                        .then(|| gate.lock().unwrap_or_else(PoisonError::into_inner));
-                    let res = (|| {
-                        let c = def.container(&container).ok_or("no such container")?;
-                        match rt.state(&task.0, &container) {
-                            ContainerState::Running { .. } => {
-                                rt.stop(&task.0, &container, c.stop_timeout)
-                                    .map_err(|e| e.to_string())?;
+                self.spawn(
+                    task.clone(),
+                    Some(container.clone()),
+                    "restart",
+                    move || {
+                        let _one = shares_namespaces(&def)
+                            .then(|| gate.lock().unwrap_or_else(PoisonError::into_inner));
+                        let res = (|| {
+                            let c = def.container(&container).ok_or("no such container")?;
+                            match rt.state(&task.0, &container) {
+                                ContainerState::Running { .. } => {
+                                    rt.stop(&task.0, &container, c.stop_timeout)
+                                        .map_err(|e| e.to_string())?;
+                                }
+                                ContainerState::Lost => {
+                                    rt.reap(&task.0, &container).map_err(|e| e.to_string())?
+                                }
+                                _ => {}
                             }
-                            ContainerState::Lost => rt.reap(&task.0, &container).map_err(|e| e.to_string())?,
-                            _ => {}
-                        }
-                        let shared = shared_namespaces(&rt, &task.0, &def);
-                        rt.prepare(&images, &task.0, &def, c, &shared)
-                            .map_err(|e| e.to_string())?;
-                        start_fresh(&rt, &task.0, &container)
-                    })();
-                    let obs = match res {
-                        Ok(pid) => started(task, container, pid),
-                        Err(e) => failed(task, Some(container), OpKind::Restart, e),
-                    };
-                    (Some(obs), None)
-                })
+                            let shared = shared_namespaces(&rt, &task.0, &def);
+                            rt.prepare(&images, &task.0, &def, c, &shared)
+                                .map_err(|e| e.to_string())?;
+                            start_fresh(&rt, &task.0, &container)
+                        })();
+                        let obs = match res {
+                            Ok(pid) => started(task, container, pid),
+                            Err(e) => failed(task, Some(container), OpKind::Restart, e),
+                        };
+                        (Some(obs), None)
+                    },
+                )
             }
             Action::RunHealthCheck {
                 task,
@@ -228,11 +249,27 @@ impl Executor {
                         (Some(exited(task, container, &rec)), Some(run))
                     }
                     Ok(ContainerState::NotStarted) => (
-                        Some(Observation::Exited { task, container, code: 0, reason: CoreExit::Killed }),
+                        Some(Observation::Exited {
+                            task,
+                            container,
+                            code: 0,
+                            reason: CoreExit::Killed,
+                        }),
                         Some(0),
                     ),
-                    Ok(other) => (Some(failed(task, Some(container), OpKind::Stop, format!("still {other:?} after stop"))), None),
-                    Err(e) => (Some(failed(task, Some(container), OpKind::Stop, e.to_string())), None),
+                    Ok(other) => (
+                        Some(failed(
+                            task,
+                            Some(container),
+                            OpKind::Stop,
+                            format!("still {other:?} after stop"),
+                        )),
+                        None,
+                    ),
+                    Err(e) => (
+                        Some(failed(task, Some(container), OpKind::Stop, e.to_string())),
+                        None,
+                    ),
                 }
             }),
             Action::DeleteTask { task } => self.spawn(task.clone(), None, "delete", move || {

@@ -60,7 +60,7 @@ pub fn run_task(
     let mut desired = Desired::default();
     desired.tasks.insert(id.clone(), definition.clone());
     let (tx, rx) = mpsc::channel();
-    let mut exec = Executor::new(ctx.runtime()?, ctx.images()?, tx, owner);
+    let mut exec = Executor::new(ctx.runtime()?, ctx.images()?, tx, owner).with_pulls(&ctx.config);
     let mut exits_seen = BTreeMap::new();
     let mut story = Story::default();
     // The record as its delete was issued (every container ended): a stop on request

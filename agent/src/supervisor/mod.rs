@@ -272,7 +272,7 @@ impl Supervisor {
         let mut sup = Self {
             rec,
             clock,
-            exec: Executor::new(runtime, images, tx, owner),
+            exec: Executor::new(runtime, images, tx, owner).with_pulls(&ctx.config),
             rx,
             files,
             dir: DesiredDir::new(desired_dir, ctx.parse_options()),

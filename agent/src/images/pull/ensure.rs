@@ -1,0 +1,88 @@
+//! A task's image, as the executor needs it: the pull behaviour decides between the
+//! cache and a pull ([`plan`]); a pull that may fall back to the cached image gives up
+//! after a few idle attempts (offline, the task starts from the cache), one that
+//! cannot keeps trying for much longer before the task fails with
+//! `CannotPullContainerError`. Progress is logged every tenth.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::{plan, PullEvent, PullOptions, PullPlan};
+use crate::config::{AgentConfig, PullBehavior};
+use crate::images::ImageStore;
+
+/// Attempts in a row without progress before a pull that may fall back to the cached
+/// image does so.
+const FALLBACK_AFTER: u32 = 3;
+/// Attempts in a row without progress before a pull with no cached image fails (with
+/// the backoff cap, tens of minutes).
+const FAIL_AFTER: u32 = 12;
+
+/// The pull behaviour and options of the agent config.
+#[derive(Clone)]
+pub struct PullSettings {
+    pub behavior: PullBehavior,
+    pub options: PullOptions,
+}
+
+impl PullSettings {
+    pub fn from_config(config: &AgentConfig) -> Self {
+        Self {
+            behavior: config.images.pull_behavior,
+            options: PullOptions::from_config(config),
+        }
+    }
+}
+/// Makes `image` present as the pull behaviour says; logs progress every tenth.
+pub fn ensure_image(
+    images: &ImageStore,
+    settings: &PullSettings,
+    task: &str,
+    container: &str,
+    image: &str,
+) -> Result<(), String> {
+    let cached = images.resolve(image).is_ok();
+    let pinned = image.contains('@');
+    let plan = plan(
+        settings.behavior,
+        cached,
+        images.pulled_before(image),
+        pinned,
+    );
+    let PullPlan::Pull { fallback } = plan else {
+        return Ok(());
+    };
+    let mut opts = settings.options.clone();
+    opts.give_up_after = Some(if fallback { FALLBACK_AFTER } else { FAIL_AFTER });
+    let (t, c, i) = (task.to_owned(), container.to_owned(), image.to_owned());
+    let blobs = Mutex::new((HashMap::<String, u64>::new(), 0u64, 0u64));
+    opts.progress = Some(Arc::new(move |e: &PullEvent| {
+        let mut g = blobs.lock().unwrap_or_else(PoisonError::into_inner);
+        match e {
+            PullEvent::Resolved { missing_bytes, .. } => g.1 = *missing_bytes,
+            PullEvent::Blob {
+                digest, on_disk, ..
+            } => {
+                g.0.insert(digest.clone(), *on_disk);
+                let done: u64 = g.0.values().sum();
+                let tenth = (done * 10).checked_div(g.1).unwrap_or(10);
+                if tenth > g.2 {
+                    g.2 = tenth;
+                    tracing::info!(task = %t, container = %c, image = %i, bytes = done, total = g.1, "pulling");
+                }
+            }
+            _ => {}
+        }
+    }));
+    match images.pull(image, &opts) {
+        Ok(s) => {
+            tracing::info!(%task, container, image, manifest = %s.image.manifest_digest, "image pulled");
+            Ok(())
+        }
+        Err(e) if fallback => {
+            tracing::warn!(%task, container, image, error = %e, "pull failed: using the cached image");
+            Ok(())
+        }
+        Err(e) => Err(format!("{image}: {e}")),
+    }
+}
