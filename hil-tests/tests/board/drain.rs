@@ -50,12 +50,7 @@ pub fn drain(r: &mut Report, s: &mut Scenario) -> Result<()> {
             "the link should still be off since b, eth0 carrier is {carrier}"
         )));
     }
-    let lines: Vec<String> = board
-        .shell
-        .ok("skerry events", CMD)?
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = crate::guest::events(&mut board.shell)?;
     let base = first_seq(&mut board.shell)?;
     if lines.len() <= at_off {
         return Err(HilError::Failed(format!(

@@ -8,7 +8,7 @@ use skerry_hil::{HilError, Result, Shell};
 
 pub const CMD: Duration = Duration::from_secs(60);
 
-/// A container as `skerry ps --json` lists it.
+/// A container as `skerry ps --output json` lists it.
 #[derive(Debug, Clone)]
 pub struct PsRow {
     pub task: String,
@@ -21,20 +21,50 @@ pub fn ps(shell: &mut Shell, state_dir: Option<&str>) -> Result<Vec<PsRow>> {
     let flag = state_dir
         .map(|d| format!(" --state-dir {d}"))
         .unwrap_or_default();
-    let text = shell.ok(&format!("skerry{flag} ps --json"), CMD)?;
+    let text = shell.ok(&format!("skerry{flag} ps --output json"), CMD)?;
+    // One JSON array (`[]` when empty); pids are numbers, null when not running.
+    let (Some(start), Some(end)) = (text.find('['), text.rfind(']')) else {
+        return Err(HilError::Failed(format!(
+            "skerry ps --output json: no JSON array in {text:?}"
+        )));
+    };
+    let v: serde_json::Value = serde_json::from_str(&text[start..=end])
+        .map_err(|e| HilError::Failed(format!("skerry ps --output json: {e}: {text:?}")))?;
     let mut rows = Vec::new();
-    for line in text.lines().filter(|l| l.starts_with('{')) {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| HilError::Failed(format!("skerry ps --json line {line:?}: {e}")))?;
-        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    for r in v.as_array().into_iter().flatten() {
+        let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
         rows.push(PsRow {
             task: s("task"),
             container: s("container"),
             state: s("state"),
-            pid: s("pid"),
+            pid: r["pid"].as_i64().map(|p| p.to_string()).unwrap_or_default(),
         });
     }
     Ok(rows)
+}
+
+/// The board's events (`skerry events --output json`, the outbox, oldest first), each
+/// as `<time> <text>`: the line `skerry ctl events` gives the host for the same report.
+pub fn events(shell: &mut Shell) -> Result<Vec<String>> {
+    let text = shell.ok("skerry events --output json", CMD)?;
+    let (Some(start), Some(end)) = (text.find('['), text.rfind(']')) else {
+        return Err(HilError::Failed(format!(
+            "skerry events --output json: no JSON array in {text:?}"
+        )));
+    };
+    let v: serde_json::Value = serde_json::from_str(&text[start..=end])
+        .map_err(|e| HilError::Failed(format!("skerry events --output json: {e}")))?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["time"].as_str().unwrap_or_default(),
+                e["text"].as_str().unwrap_or_default()
+            )
+        })
+        .collect())
 }
 
 /// The running container named `container`: (task, pid).

@@ -104,8 +104,7 @@ pub fn step_b_offline(report: &mut Report, s: &mut Scenario) {
                 Ok((shell.ok("cat /sys/class/net/eth0/carrier", CMD)? == "0").then_some(()))
             })?;
             println!("link off: guest eth0 carrier 0 after {}", secs(took));
-            let events = shell.ok("skerry events | wc -l", CMD)?;
-            s.events_at_link_off = events.parse().ok();
+            s.events_at_link_off = Some(crate::guest::events(shell)?.len());
             heartbeat_moves(s)?;
             let shell = &mut s.board()?.shell;
             let (_, pid) = running(shell, "beat")?
