@@ -308,11 +308,13 @@ fn cli_agent_under_systemd_writes_journal_fields_and_priorities() {
         journald_available(),
         "systemd-journald is needed (scripts/setup installs systemd)"
     );
-    let env = TestEnv::with_config("restart_backoff_secs = 1");
+    // The missing image names a loopback registry that refuses at once (no test
+    // reaches beyond loopback), with fast retries so the pull gives up in seconds.
+    let env = TestEnv::with_config("restart_backoff_secs = 1\n[images]\nmin_retry_delay_ms = 10\nmax_retry_delay_secs = 1\nconnect_timeout_secs = 1");
     env.put_desired("clijrn.service.json", &failing_service("clijrn"));
     env.put_desired(
         "clijrnx.json",
-        &sh_task("clijrnx", "true", "").replace("busybox:latest", "nosuch:latest"),
+        &sh_task("clijrnx", "true", "").replace("busybox:latest", "127.0.0.1:9/nosuch:latest"),
     );
     let script = format!(
         "/lib/systemd/systemd-journald &\n\
@@ -366,11 +368,11 @@ fn cli_agent_under_systemd_writes_journal_fields_and_priorities() {
 
 #[test]
 fn cli_agent_under_systemd_without_journal_socket_prefixes_priorities() {
-    let env = TestEnv::with_config("restart_backoff_secs = 1");
+    let env = TestEnv::with_config("restart_backoff_secs = 1\n[images]\nmin_retry_delay_ms = 10\nmax_retry_delay_secs = 1\nconnect_timeout_secs = 1");
     env.put_desired("clipfx.service.json", &failing_service("clipfx"));
     env.put_desired(
         "clipfxx.json",
-        &sh_task("clipfxx", "true", "").replace("busybox:latest", "nosuch:latest"),
+        &sh_task("clipfxx", "true", "").replace("busybox:latest", "127.0.0.1:9/nosuch:latest"),
     );
     let out = in_private_run(&env, RUN_AGENT);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));

@@ -484,8 +484,31 @@ fn cli_logs_and_ps_show_a_running_task() {
     child.wait().expect("wait");
 }
 
+/// The image store's contents (references, digests, sizes), without ages.
+fn image_store(env: &TestEnv) -> Vec<(String, String, u64)> {
+    let out = env
+        .skerry(&["image", "ls", "--output", "json"])
+        .output()
+        .expect("ls");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("image ls json");
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            (
+                i["reference"].as_str().unwrap_or_default().to_string(),
+                i["manifest_digest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                i["size_bytes"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 fn assert_refused(env: &TestEnv, name: &str, json: &str, expect: &str) {
-    let images_before = env.skerry(&["image", "ls"]).output().expect("ls").stdout;
+    let images_before = image_store(env);
     let out = env.run(name, json);
     assert_eq!(code(&out), 2, "{name}: {}", stderr(&out));
     assert!(
@@ -498,7 +521,7 @@ fn assert_refused(env: &TestEnv, name: &str, json: &str, expect: &str) {
         "{name}: a task was created"
     );
     assert_eq!(
-        env.skerry(&["image", "ls"]).output().expect("ls").stdout,
+        image_store(env),
         images_before,
         "{name}: image store changed"
     );
@@ -560,7 +583,7 @@ fn bad_input_is_refused_with_the_field_and_changes_nothing() {
     assert_refused(
         &env,
         "noimage",
-        r#"{"family": "n", "containerDefinitions": [{"name": "m", "image": "nosuch:1.0", "memory": 32}]}"#,
+        r#"{"family": "n", "containerDefinitions": [{"name": "m", "image": "127.0.0.1:9/nosuch:1.0", "memory": 32}]}"#,
         "containerDefinitions[0].image",
     );
     assert_refused(

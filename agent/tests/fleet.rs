@@ -87,12 +87,12 @@ fn fleet_deploy_update_remove_and_rollback() {
         "deploy", "--device", "gw1", "--name", "job", "--wait", "60", &job,
     ]);
     f.wait_reported("gw1", "job running", 20, |r| running(r, "job"));
-    f.ctl_ok(&["remove", "--device", "gw1", "job", "--wait", "60"]);
+    f.ctl_ok(&["remove", "--device", "gw1", "job", "--wait", "90"]);
     f.wait_reported("gw1", "job gone", 30, |r| {
         !running(r, "job") && applied(r, &dev, 4)
     });
     // Rollback: the previous document (with job) again, under version 5.
-    let out = f.ctl_ok(&["rollback", "--device", "gw1", "--wait", "60"]);
+    let out = f.ctl_ok(&["rollback", "--device", "gw1", "--wait", "90"]);
     assert!(out.contains("version 5 applied"), "{out}");
     f.wait_reported("gw1", "job back", 20, |r| {
         running(r, "job") && running(r, "web")
@@ -337,8 +337,7 @@ fn fleet_newer_version_supersedes_a_stuck_one() {
     let _agent = env.agent(&[]);
     let ops = f.dir.path();
     // An image that is not on the device and cannot be fetched: stuck applying.
-    let stuck =
-        service_json("web", "sleep 3600").replace("busybox:latest", "nowhere.invalid/none:1");
+    let stuck = service_json("web", "sleep 3600").replace("busybox:latest", "127.0.0.1:9/none:1");
     let p = write(ops, "web.service.json", &stuck);
     f.ctl_ok(&["apply", "--device", "gw1", &p]);
     let dev = Target::Device("gw1".into());
