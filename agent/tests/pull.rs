@@ -419,7 +419,7 @@ fn pull_stalled_link_times_out_and_resumes() {
     let proxy = Proxy::start(&reg.addr);
     *proxy.faults.stall_after.lock().expect("lock") = Some(500_000);
     let (_dir, store) = new_store();
-    let opts = opts_for(&proxy.addr, 3);
+    let opts = opts_for(&proxy.addr, 8);
     let reference = format!("{}/stall", proxy.addr);
     let handle = {
         let (store, opts, reference) = (store.clone(), opts.clone(), reference.clone());
@@ -874,7 +874,7 @@ fn pull_agent_pulls_a_desired_tasks_image() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("agent");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
     while !env.log("agentpull", "app").contains("pulled-ok") {
         if std::time::Instant::now() > deadline {
             let _ = agent.kill();
