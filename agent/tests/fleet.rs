@@ -58,7 +58,7 @@ fn fleet_deploy_update_remove_and_rollback() {
         "web.service.json",
         &service_json("web", "echo v1; sleep 3600"),
     );
-    let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &web]);
+    let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "180", &web]);
     assert!(out.contains("version 1 applied"), "{out}");
     // Read back with a real MQTT client (mosquitto_sub), not only ctl.
     let r = f.wait_reported("gw1", "web running", 20, |r| {
@@ -84,15 +84,15 @@ fn fleet_deploy_update_remove_and_rollback() {
     // A one-off task beside it, then its removal.
     let job = write(ops, "job.json", &task_json("job", "sleep 3600"));
     f.ctl_ok(&[
-        "deploy", "--device", "gw1", "--name", "job", "--wait", "60", &job,
+        "deploy", "--device", "gw1", "--name", "job", "--wait", "180", &job,
     ]);
     f.wait_reported("gw1", "job running", 20, |r| running(r, "job"));
-    f.ctl_ok(&["remove", "--device", "gw1", "job", "--wait", "90"]);
+    f.ctl_ok(&["remove", "--device", "gw1", "job", "--wait", "180"]);
     f.wait_reported("gw1", "job gone", 30, |r| {
         !running(r, "job") && applied(r, &dev, 4)
     });
     // Rollback: the previous document (with job) again, under version 5.
-    let out = f.ctl_ok(&["rollback", "--device", "gw1", "--wait", "90"]);
+    let out = f.ctl_ok(&["rollback", "--device", "gw1", "--wait", "180"]);
     assert!(out.contains("version 5 applied"), "{out}");
     f.wait_reported("gw1", "job back", 20, |r| {
         running(r, "job") && running(r, "web")
@@ -176,7 +176,7 @@ fn fleet_group_deployment_with_device_override() {
         "app.json",
         &task_json("app", "echo group-v2; sleep 3600"),
     );
-    let out = f.ctl_ok(&["apply", "--group", "north", "--wait", "60", &app2]);
+    let out = f.ctl_ok(&["apply", "--group", "north", "--wait", "180", &app2]);
     assert!(out.contains("version 2 applied"), "{out}");
     a.stop_all_tasks();
     b.stop_all_tasks();
@@ -237,7 +237,7 @@ fn fleet_refuses_bad_documents_and_changes_nothing() {
     let dev = Target::Device("gw1".into());
     let ops = f.dir.path();
     let keep = write(ops, "keep.json", &task_json("keep", "sleep 3600"));
-    f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &keep]);
+    f.ctl_ok(&["apply", "--device", "gw1", "--wait", "180", &keep]);
     let before = f.wait_reported("gw1", "keep running", 20, |r| running(r, "keep"));
     let pid_of = || -> String {
         let st = env.agent_status();
@@ -376,7 +376,7 @@ fn fleet_survives_broker_outages_and_a_broker_that_forgot_everything() {
     let dev = Target::Device("gw1".into());
     let ops = f.dir.path();
     let a = write(ops, "a.json", &task_json("a", "sleep 3600"));
-    f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &a]);
+    f.ctl_ok(&["apply", "--device", "gw1", "--wait", "180", &a]);
     // Broker stopped mid-deploy: the retained document was published, the device not
     // told yet; it converges once the broker is back.
     f.broker.stop();
@@ -408,7 +408,7 @@ fn fleet_survives_broker_outages_and_a_broker_that_forgot_everything() {
     assert_eq!(pids(&env.agent_status()), pid_a);
     f.broker.start_again();
     f.wait_reported("gw1", "back", 60, |r| applied(r, &dev, 2));
-    let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &a]);
+    let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "180", &a]);
     assert!(out.contains("version 3 applied"), "{out}");
     f.wait_reported("gw1", "b removed", 30, |r| !running(r, "b"));
     env.stop_all_tasks();
@@ -426,7 +426,7 @@ fn fleet_connects_and_applies_with_the_clock_at_1970_and_2099() {
         let offset = offset.to_string();
         let _agent = env.agent(&[("SKERRY_TEST_WALL_OFFSET_SECS", offset.as_str())]);
         let p = write(f.dir.path(), "t.json", &task_json("t", "sleep 3600"));
-        let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &p]);
+        let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "180", &p]);
         assert!(out.contains("version 1 applied"), "{label}: {out}");
         env.stop_all_tasks();
     }
@@ -583,7 +583,7 @@ fn fleet_status_marks_offline_devices_and_broker_refusals_are_errors() {
     let mut agent = env.agent(&[]);
     let dev = Target::Device("gw1".into());
     let p = write(f.dir.path(), "t.json", &task_json("t", "sleep 3600"));
-    f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &p]);
+    f.ctl_ok(&["apply", "--device", "gw1", "--wait", "180", &p]);
     let table = f.ctl_ok(&["status"]);
     assert!(
         table
@@ -637,7 +637,7 @@ fn fleet_restarted_agent_adopts_the_fleets_containers_and_leaves_them_alone() {
         "web.service.json",
         &service_json("web", "sleep 3600"),
     );
-    let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "60", &web]);
+    let out = f.ctl_ok(&["apply", "--device", "gw1", "--wait", "180", &web]);
     assert!(out.contains("version 1 applied"), "{out}");
     let before = device_events(&env);
     assert_eq!(before.matches(" launched").count(), 1, "{before}");
