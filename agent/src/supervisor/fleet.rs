@@ -140,21 +140,22 @@ impl Fleet {
         scope: &Scope,
         have: Option<(u64, [u8; 32])>,
     ) -> Result<Accepted, String> {
-        let acc = check_document(
-            bytes,
-            &Expect {
-                fleet: &self.id.fleet,
-                device: &self.id.device,
-                groups: &self.id.groups,
-                trusted: &self.id.trusted,
-                max_bytes: self.id.max_payload,
-                scope,
-                have,
-            },
-        )
-        .map_err(|r| r.to_string())?;
+        let acc = check_document(bytes, &self.expect(scope, have)).map_err(|r| r.to_string())?;
         parse_entries(&acc.doc, &self.opts)?;
         Ok(acc)
+    }
+
+    /// What this device expects of a document on the topic of `scope`.
+    fn expect<'a>(&'a self, scope: &'a Scope, have: Option<(u64, [u8; 32])>) -> Expect<'a> {
+        Expect {
+            fleet: &self.id.fleet,
+            device: &self.id.device,
+            groups: &self.id.groups,
+            trusted: &self.id.trusted,
+            max_bytes: self.id.max_payload,
+            scope,
+            have,
+        }
     }
 
     /// A payload from the desired topic of `scope`. Returns the events to report;
@@ -164,18 +165,7 @@ impl Fleet {
             .docs
             .get(scope)
             .map(|s| (s.accepted.doc.version, s.accepted.digest));
-        let checked = check_document(
-            payload,
-            &Expect {
-                fleet: &self.id.fleet,
-                device: &self.id.device,
-                groups: &self.id.groups,
-                trusted: &self.id.trusted,
-                max_bytes: self.id.max_payload,
-                scope,
-                have,
-            },
-        );
+        let checked = check_document(payload, &self.expect(scope, have));
         let accepted = match checked {
             Err(Refusal::Unchanged(_)) => return (vec![], false),
             Err(r) => {
