@@ -15,7 +15,7 @@ use skerry_core::proto::{sign_document, Body, DeploymentDoc, Entry, Envelope, Ta
 
 fn service_json(family: &str, script: &str) -> String {
     format!(
-        r#"{{"taskDefinition": {{"family": "{family}", "networkMode": "host", "containerDefinitions": [{{"name": "main", "image": "busybox:latest", "memory": 32, "stopTimeout": 2, "command": ["sh", "-c", {s}]}}]}}, "desiredCount": 1, "deploymentConfiguration": {{"minimumHealthyPercent": 0, "maximumPercent": 100}}}}"#,
+        r#"{{"taskDefinition": {{"family": "{family}", "networkMode": "host", "containerDefinitions": [{{"name": "main", "image": "busybox:latest", "memory": 32, "stopTimeout": 2, "command": ["sh", "-c", {s}]}}]}}, "desiredCount": 1, "deploymentConfiguration": {{"minimumHealthyPercent": 0, "maximumPercent": 100, "stabilityWindowSeconds": 5}}}}"#,
         s = serde_json::to_string(script).expect("json")
     )
 }
@@ -77,7 +77,7 @@ fn fleet_deploy_update_remove_and_rollback() {
         "--service",
         "web",
         "--wait",
-        "60",
+        "180",
         &web2,
     ]);
     assert!(out.contains("version 2 applied"), "{out}");
@@ -154,7 +154,7 @@ fn fleet_group_deployment_with_device_override() {
         "--device",
         "gwb",
         "--wait",
-        "60",
+        "180",
         own.to_str().expect("path"),
     ]);
     let rb = f.wait_reported("gwb", "override runs", 60, |r| {
