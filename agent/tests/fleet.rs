@@ -333,31 +333,55 @@ fn fleet_refuses_bad_documents_and_changes_nothing() {
 #[test]
 fn fleet_newer_version_supersedes_a_stuck_one() {
     let f = Fleet::start(&[("gw1", &[])]);
-    // A task waiting on a pull stops only once the pull gives up (a running pull is
-    // not cancelled yet: the pull issue): fast retries keep that to seconds.
-    let env = common::TestEnv::with_config(&format!(
-        "{}[images]\nmin_retry_delay_ms = 10\nmax_retry_delay_secs = 1\nconnect_timeout_secs = 1\n",
-        f.mqtt_section("gw1", &[], "")
-    ));
+    // The agent's own pull settings (timeouts of tens of seconds, retries for many
+    // minutes): v1 stays stuck unless its pull is cancelled when v2 arrives.
+    let env = f.device("gw1", &[]);
     let _agent = env.agent(&[]);
     let ops = f.dir.path();
-    // An image that is not on the device and cannot be fetched: stuck applying.
-    let stuck = service_json("web", "sleep 3600").replace("busybox:latest", "127.0.0.1:9/none:1");
+    // A registry on loopback that accepts connections and never answers: v1's image
+    // pull hangs, as on a link that went dead mid-pull.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let stuck = service_json("web", "sleep 3600")
+        .replace("busybox:latest", &format!("127.0.0.1:{port}/none:1"));
     let p = write(ops, "web.service.json", &stuck);
     f.ctl_ok(&["apply", "--device", "gw1", &p]);
     let dev = Target::Device("gw1".into());
     f.wait_reported("gw1", "v1 stored", 20, |r| {
         r.documents.iter().any(|d| d.version == 1)
     });
-    std::thread::sleep(Duration::from_secs(2));
+    let t0 = Instant::now();
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "v1 never began its pull"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let good = write(ops, "web.service.json", &service_json("web", "sleep 3600"));
     let begun = Instant::now();
     f.ctl_ok(&["apply", "--device", "gw1", &good]);
-    f.wait_reported("gw1", "v2 applied", 180, |r| {
-        applied(r, &dev, 2) && running(r, "web")
+    // Without the cancel, v1's pull would hold its task for minutes (read timeouts,
+    // then a dozen retries with backoff); the bound only tells the two apart.
+    f.wait_reported("gw1", "v2 running", 60, |r| {
+        r.tasks
+            .iter()
+            .any(|t| t.source == "device gw1 v2" && t.status == "RUNNING")
     });
+    let to_running = begun.elapsed().as_secs_f64();
+    f.wait_reported("gw1", "v2 applied", 60, |r| applied(r, &dev, 2));
     println!(
-        "stuck v1 → v2 running in {:.2} s",
+        "stuck v1 → v2 running in {to_running:.2} s, applied (5 s stability window) in {:.2} s",
         begun.elapsed().as_secs_f64()
     );
     let ev = device_events(&env);

@@ -92,7 +92,7 @@ fn answer(r: &mut Reconciler, actions: Vec<Action>, now: Instant) {
                 reason: ExitReason::Killed,
             },
             Action::DeleteTask { task } => Observation::TaskDeleted { task },
-            Action::Report(_) => continue,
+            Action::Report(_) | Action::CancelPull { .. } => continue,
         };
         r.observe(obs, now);
     }

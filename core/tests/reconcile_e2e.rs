@@ -73,7 +73,7 @@ impl Fake {
                         reason: ExitReason::Killed,
                     },
                     Action::DeleteTask { task } => Observation::TaskDeleted { task },
-                    Action::Report(_) => continue,
+                    Action::Report(_) | Action::CancelPull { .. } => continue,
                 };
                 self.r.observe(obs, self.now);
             }

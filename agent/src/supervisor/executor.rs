@@ -8,6 +8,7 @@
 //! will come).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -55,6 +56,8 @@ pub struct Executor {
     reaped_at: HashMap<(TaskId, String), std::time::Instant>,
     /// How images are pulled (`[images]`, `[registries]`).
     pulls: PullSettings,
+    /// The cancel flag of each running pull, set by `CancelPull`.
+    pull_cancels: HashMap<(TaskId, String), Arc<AtomicBool>>,
 }
 
 /// Least time between two reaps of the same lost container.
@@ -76,6 +79,7 @@ impl Executor {
             shared_ns_start: Arc::default(),
             reaped_at: HashMap::new(),
             pulls: PullSettings::from_config(&AgentConfig::default()),
+            pull_cancels: HashMap::new(),
         }
     }
 
@@ -88,6 +92,9 @@ impl Executor {
     /// A worker answered.
     pub fn finished(&mut self, key: &Key) {
         self.in_flight.remove(key);
+        if let (task, Some(container), "pull") = key {
+            self.pull_cancels.remove(&(task.clone(), container.clone()));
+        }
     }
 
     /// Operations still running.
@@ -107,8 +114,15 @@ impl Executor {
                 image,
             } => {
                 let settings = self.pulls.clone();
+                let cancel = self
+                    .pull_cancels
+                    .entry((task.clone(), container.clone()))
+                    .or_default()
+                    .clone();
                 self.spawn(task.clone(), Some(container.clone()), "pull", move || {
-                    let obs = match ensure_image(&images, &settings, &task.0, &container, &image) {
+                    let pulled =
+                        ensure_image(&images, &settings, &task.0, &container, &image, cancel);
+                    let obs = match pulled {
                         Ok(()) => Observation::ImagePulled { task, container },
                         Err(e) => failed(task, Some(container), OpKind::Pull, e),
                     };
@@ -272,6 +286,12 @@ impl Executor {
                     ),
                 }
             }),
+            Action::CancelPull { task, container } => {
+                if let Some(flag) = self.pull_cancels.get(&(task.clone(), container.clone())) {
+                    tracing::info!(%task, %container, "cancelling the image pull: the task stops");
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
             Action::DeleteTask { task } => self.spawn(task.clone(), None, "delete", move || {
                 let obs = match delete_task(&rt, &images, &task.0) {
                     Ok(()) => Observation::TaskDeleted { task },

@@ -50,6 +50,11 @@ pub enum Action {
         timeout: Duration,
         reason: String,
     },
+    /// The task stops while this container's `PullImage` is still running (a newer
+    /// deployment superseded it, or it was removed): give the pull up. No answer of
+    /// its own: the pull answers `Failed(Pull)` soon (or `ImagePulled` if it was
+    /// done).
+    CancelPull { task: TaskId, container: String },
     /// Every container of the task is down: delete containers and task resources.
     /// Answer: `TaskDeleted` or `Failed(Delete)`.
     DeleteTask { task: TaskId },
@@ -67,6 +72,7 @@ impl Action {
             | Self::RestartContainer { task, .. }
             | Self::RunHealthCheck { task, .. }
             | Self::StopContainer { task, .. }
+            | Self::CancelPull { task, .. }
             | Self::DeleteTask { task } => Some(task),
             Self::Report(_) => None,
         }

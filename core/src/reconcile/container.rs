@@ -297,6 +297,15 @@ fn drive_stop(id: &TaskId, task: &mut TaskRecord, now: Instant, sink: &mut Sink)
         ) else {
             continue;
         };
+        if rec.op.is_some_and(|op| op.kind == OpKind::Pull) && !rec.stop_requested {
+            // Not started yet: its pull is given up rather than waited for.
+            rec.stop_requested = true;
+            sink.act(Action::CancelPull {
+                task: id.clone(),
+                container: rec.name.clone(),
+            });
+            continue;
+        }
         if !rec.can_stop() || !may {
             continue;
         }

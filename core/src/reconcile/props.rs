@@ -324,6 +324,19 @@ impl Checker {
                     );
                     self.count("delete allowed");
                 }
+                Action::CancelPull {
+                    task: id,
+                    container,
+                } => {
+                    let r = rec(container);
+                    let phase = after.observed().tasks.get(id).map(|t| t.phase);
+                    assert!(
+                        r.is_some_and(|r| r.op.is_some_and(|o| o.kind == OpKind::Pull))
+                            && phase == Some(TaskPhase::Stopping),
+                        "cancel of {container}'s pull: {phase:?} {r:?}"
+                    );
+                    self.count("pull cancel allowed");
+                }
                 Action::Report(Event::ServiceBackoff { service, delay, .. }) => {
                     assert!(*delay >= floor, "backoff {delay:?} below the floor");
                     self.last_failure.insert(service.clone(), now);
@@ -509,7 +522,8 @@ fn run(s: &Scenario) -> BTreeMap<&'static str, u64> {
         outstanding.extend(
             d.actions
                 .into_iter()
-                .filter(|a| !matches!(a, Action::Report(_))),
+                // A cancel has no answer of its own (the pull answers).
+                .filter(|a| !matches!(a, Action::Report(_) | Action::CancelPull { .. })),
         );
     }
     checker.checks
@@ -597,7 +611,7 @@ fn answer(r: &mut Reconciler, a: Action, ok: bool, pid: &mut u32, now: Instant) 
                 CheckOutcome::Timeout
             },
         },
-        (Action::Report(_), _) => return,
+        (Action::Report(_) | Action::CancelPull { .. }, _) => return,
     };
     r.observe(obs, now);
 }
@@ -814,6 +828,7 @@ fn props_every_invariant_is_exercised() {
     }
     for name in [
         "pull allowed",
+        "pull cancel allowed",
         "create allowed",
         "start allowed",
         "restart allowed",

@@ -141,6 +141,47 @@ fn container_nonessential_exit_keeps_the_task() {
 }
 
 #[test]
+fn container_pull_of_a_removed_task_is_cancelled_not_waited_for() {
+    let mut h = one(vec![generate_test_container("app")]);
+    let d = h.reconcile();
+    assert!(d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::PullImage { .. })));
+    // Superseded (here: removed) while its pull runs: the pull is given up, once.
+    let def = h.desired.tasks.remove(&TaskId::from("t1")).expect("t1");
+    let d = h.reconcile();
+    let cancels = |d: &Decision| {
+        d.actions
+            .iter()
+            .filter(|a| matches!(a, Action::CancelPull { container, .. } if container == "app"))
+            .count()
+    };
+    assert_eq!(cancels(&d), 1, "{:?}", d.actions);
+    assert_eq!(cancels(&h.reconcile()), 0, "cancel repeated");
+    // The pull answers its failure; the task is deleted without waiting for a timeout.
+    h.r.observe(
+        Observation::Failed {
+            task: "t1".into(),
+            container: Some("app".into()),
+            op: OpKind::Pull,
+            error: "pull of registry.local/app:1 cancelled".into(),
+        },
+        h.now,
+    );
+    h.settle();
+    let gone = h.r.observed().tasks.get(&TaskId::from("t1"));
+    assert!(
+        gone.is_none_or(|t| t.phase == TaskPhase::Deleted),
+        "{gone:?}"
+    );
+    // A new task under the same id pulls afresh.
+    h.desired.tasks.insert("t1".into(), def);
+    h.settle();
+    assert!(running(&h, "t1", "app"));
+}
+
+#[test]
 fn container_pull_failure_fails_the_task() {
     let mut h = one(vec![generate_test_container("app")]);
     h.pull_fails = true;

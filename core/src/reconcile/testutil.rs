@@ -171,7 +171,7 @@ impl Harness {
                     },
                     Script::Silent => continue,
                 },
-                Action::Report(_) => continue,
+                Action::Report(_) | Action::CancelPull { .. } => continue,
             };
             self.r.observe(obs, self.now);
         }

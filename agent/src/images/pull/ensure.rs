@@ -5,6 +5,7 @@
 //! `CannotPullContainerError`. Progress is logged every tenth.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{plan, PullEvent, PullOptions, PullPlan};
@@ -33,13 +34,15 @@ impl PullSettings {
         }
     }
 }
-/// Makes `image` present as the pull behaviour says; logs progress every tenth.
+/// Makes `image` present as the pull behaviour says; logs progress every tenth. Setting
+/// `cancel` gives the pull up (the task stops: superseded or removed).
 pub fn ensure_image(
     images: &ImageStore,
     settings: &PullSettings,
     task: &str,
     container: &str,
     image: &str,
+    cancel: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let cached = images.resolve(image).is_ok();
     let pinned = image.contains('@');
@@ -53,6 +56,7 @@ pub fn ensure_image(
         return Ok(());
     };
     let mut opts = settings.options.clone();
+    opts.cancel = cancel;
     opts.give_up_after = Some(if fallback { FALLBACK_AFTER } else { FAIL_AFTER });
     let (t, c, i) = (task.to_owned(), container.to_owned(), image.to_owned());
     let blobs = Mutex::new((HashMap::<String, u64>::new(), 0u64, 0u64));
@@ -78,6 +82,10 @@ pub fn ensure_image(
         Ok(s) => {
             tracing::info!(%task, container, image, manifest = %s.image.manifest_digest, "image pulled");
             Ok(())
+        }
+        Err(e @ super::PullError::Cancelled { .. }) => {
+            tracing::info!(%task, container, image, "pull given up: the task stops");
+            Err(format!("{image}: {e}"))
         }
         Err(e) if fallback => {
             tracing::warn!(%task, container, image, error = %e, "pull failed: using the cached image");

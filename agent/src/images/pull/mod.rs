@@ -160,7 +160,14 @@ impl ImageStore {
                 path: self.root.clone(),
                 source: e,
             })?;
-        runtime.block_on(self.pull_async(reference, opts))
+        runtime.block_on(async {
+            tokio::select! {
+                pulled = self.pull_async(reference, opts) => pulled,
+                () = cancelled(&opts.cancel) => Err(PullError::Cancelled {
+                    reference: reference.to_owned(),
+                }),
+            }
+        })
     }
 
     async fn pull_async(
@@ -477,6 +484,14 @@ async fn fetch_blob(
                 wait_or_fail(opts, &mut backoff, after > before, &digest, e).await?;
             }
         }
+    }
+}
+
+/// Resolves once `flag` is set (checked every 50 ms). Whatever the pull was doing is
+/// dropped at its next await: partial blobs stay in ingest for a later pull to resume.
+async fn cancelled(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
