@@ -31,6 +31,45 @@ pub enum ReportBody {
     Event(Event),
     /// Something the fleet link saw: documents accepted, refused, applied; the link.
     Fleet(skerry_core::proto::FleetEvent),
+    /// How far a task's image pull got (added after schema 2 shipped in no release:
+    /// appended last, so every schema-2 report written before still decodes).
+    Pull(PullProgress),
+}
+
+/// An image pull under way, reported at every tenth of its missing bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullProgress {
+    pub task: TaskId,
+    pub container: String,
+    pub image: String,
+    /// Bytes of the missing layers on disk (resumed bytes included).
+    pub bytes: u64,
+    /// Bytes of the layers that were missing when the pull resolved the manifest.
+    pub total: u64,
+}
+
+impl PullProgress {
+    /// Whole percent done (100 for an image with nothing to fetch).
+    pub fn percent(&self) -> u64 {
+        (self.bytes.min(self.total) * 100)
+            .checked_div(self.total)
+            .unwrap_or(100)
+    }
+}
+
+impl std::fmt::Display for PullProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "task {} container {}: pulling {}: {}% ({} of {} bytes)",
+            self.task,
+            self.container,
+            self.image,
+            self.percent(),
+            self.bytes,
+            self.total
+        )
+    }
 }
 
 /// A stored report that cannot be read.
@@ -81,10 +120,21 @@ impl Report {
         }
     }
 
+    /// A pull-progress report stamped now.
+    pub fn pull(progress: PullProgress) -> Self {
+        Self {
+            schema: REPORT_SCHEMA,
+            wall_ms: crate::runtime::record::now_ms(),
+            body: ReportBody::Pull(progress),
+        }
+    }
+
     /// The task it is about, if any.
     pub fn task(&self) -> Option<&TaskId> {
-        let ReportBody::Event(e) = &self.body else {
-            return None;
+        let e = match &self.body {
+            ReportBody::Event(e) => e,
+            ReportBody::Pull(p) => return Some(&p.task),
+            ReportBody::Fleet(_) => return None,
         };
         match e {
             Event::TaskLaunched { task, .. }
@@ -127,6 +177,7 @@ impl Report {
         match &self.body {
             ReportBody::Event(e) => format!("{at} {e}"),
             ReportBody::Fleet(e) => format!("{at} {e}"),
+            ReportBody::Pull(p) => format!("{at} {p}"),
         }
     }
 }
@@ -155,6 +206,20 @@ mod tests {
             let r = Report::event(e);
             assert_eq!(Report::decode(&r.encode()).unwrap(), r);
         }
+        let p = PullProgress {
+            task: "t.1".into(),
+            container: "app".into(),
+            image: "registry.local/app:1".into(),
+            bytes: 450,
+            total: 1000,
+        };
+        let r = Report::pull(p.clone());
+        assert_eq!(Report::decode(&r.encode()).unwrap(), r);
+        assert_eq!(r.task().map(|t| t.0.as_str()), Some("t.1"));
+        assert_eq!(
+            p.to_string(),
+            "task t.1 container app: pulling registry.local/app:1: 45% (450 of 1000 bytes)"
+        );
     }
 
     #[test]

@@ -71,6 +71,7 @@ impl EventRow {
         let text = match &r.body {
             ReportBody::Event(e) => e.to_string(),
             ReportBody::Fleet(e) => e.to_string(),
+            ReportBody::Pull(p) => p.to_string(),
         };
         Self {
             seq,

@@ -149,6 +149,10 @@ fn print_device(d: &str, v: &DeviceView) {
                 if c.restarts > 0 {
                     s.push_str(&format!(" restarts={}", c.restarts));
                 }
+                if let Some((bytes, total)) = c.pulling {
+                    let pct = (bytes.min(total) * 100).checked_div(total).unwrap_or(100);
+                    s.push_str(&format!(" pulling {pct}%"));
+                }
                 s
             })
             .collect();

@@ -22,7 +22,7 @@ use super::ops::{
     delete_task, exited, failed, save_record, shared_namespaces, start_fresh, started,
 };
 use crate::config::AgentConfig;
-use crate::images::pull::{ensure_image, PullSettings};
+use crate::images::pull::{ensure_image, PullJob, PullSettings};
 use crate::images::ImageStore;
 use crate::runtime::exec::ExecOutcome;
 use crate::runtime::{ContainerState, Runtime};
@@ -58,6 +58,8 @@ pub struct Executor {
     pulls: PullSettings,
     /// The cancel flag of each running pull, set by `CancelPull`.
     pull_cancels: HashMap<(TaskId, String), Arc<AtomicBool>>,
+    /// Where pulls report their progress (the supervisor drains it every turn).
+    pull_progress: Option<Sender<crate::report::PullProgress>>,
 }
 
 /// Least time between two reaps of the same lost container.
@@ -80,12 +82,19 @@ impl Executor {
             reaped_at: HashMap::new(),
             pulls: PullSettings::from_config(&AgentConfig::default()),
             pull_cancels: HashMap::new(),
+            pull_progress: None,
         }
     }
 
     /// Pulls as `config` says (`[images]`, `[registries]`).
     pub fn with_pulls(mut self, config: &AgentConfig) -> Self {
         self.pulls = PullSettings::from_config(config);
+        self
+    }
+
+    /// Pulls report their progress to `tx`.
+    pub fn with_pull_progress(mut self, tx: Sender<crate::report::PullProgress>) -> Self {
+        self.pull_progress = Some(tx);
         self
     }
 
@@ -119,9 +128,16 @@ impl Executor {
                     .entry((task.clone(), container.clone()))
                     .or_default()
                     .clone();
+                let progress = self.pull_progress.clone();
                 self.spawn(task.clone(), Some(container.clone()), "pull", move || {
-                    let pulled =
-                        ensure_image(&images, &settings, &task.0, &container, &image, cancel);
+                    let job = PullJob {
+                        task: task.clone(),
+                        container: container.clone(),
+                        image,
+                        cancel,
+                        progress,
+                    };
+                    let pulled = ensure_image(&images, &settings, job);
                     let obs = match pulled {
                         Ok(()) => Observation::ImagePulled { task, container },
                         Err(e) => failed(task, Some(container), OpKind::Pull, e),
@@ -292,14 +308,26 @@ impl Executor {
                     flag.store(true, Ordering::Relaxed);
                 }
             }
-            Action::DeleteTask { task } => self.spawn(task.clone(), None, "delete", move || {
-                let obs = match delete_task(&rt, &images, &task.0) {
-                    Ok(()) => Observation::TaskDeleted { task },
-                    Err(e) => failed(task, None, OpKind::Delete, e),
-                };
-                (Some(obs), None)
-            }),
+            Action::DeleteTask { task } => {
+                // A pull whose answer timed out may still run: nothing wants it now.
+                for ((t, _), flag) in &self.pull_cancels {
+                    if *t == task {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                }
+                self.delete(task, rt, images)
+            }
         }
+    }
+
+    fn delete(&mut self, task: TaskId, rt: Runtime, images: ImageStore) {
+        self.spawn(task.clone(), None, "delete", move || {
+            let obs = match delete_task(&rt, &images, &task.0) {
+                Ok(()) => Observation::TaskDeleted { task },
+                Err(e) => failed(task, None, OpKind::Delete, e),
+            };
+            (Some(obs), None)
+        })
     }
 
     /// Reaps a container whose monitor died (no observation: the exit record it leaves

@@ -114,7 +114,12 @@ impl FleetLink {
     }
 
     /// Tells the link the outbox's durable mark and the reported state, when changed.
-    pub fn after_turn(&mut self, snap: &Snapshot, outbox: Option<&Outbox>) {
+    pub fn after_turn(
+        &mut self,
+        snap: &Snapshot,
+        outbox: Option<&Outbox>,
+        pulls: &reported::Pulls,
+    ) {
         let durable = outbox.map_or((0, 0), |o| (o.durable_seq(), o.dropped()));
         if durable != self.last_durable {
             self.last_durable = durable;
@@ -123,7 +128,7 @@ impl FleetLink {
                 dropped: durable.1,
             });
         }
-        let r = reported::build(snap, &self.fleet, durable.1, self.last_error.clone());
+        let r = reported::build(snap, &self.fleet, pulls, durable.1, self.last_error.clone());
         if self.last_reported.as_ref() != Some(&r) {
             self.last_reported = Some(r.clone());
             self.sync.send(ToSync::Reported(Box::new(r)));

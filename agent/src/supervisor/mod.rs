@@ -42,11 +42,11 @@ use std::time::{Duration, Instant as StdInstant};
 
 use embassy_time::{Duration as EDuration, Instant};
 use sha2::{Digest, Sha256};
-use skerry_core::reconcile::{Action, Config, Desired, Reconciler};
+use skerry_core::reconcile::{Action, Config, Desired, OpKind, Reconciler, TaskId};
 
 use crate::context::Context;
 use crate::notify::Notifier;
-use crate::report::Report;
+use crate::report::{PullProgress, Report};
 use crate::signals::block_stop_signals;
 use crate::store::outbox::Outbox;
 use clock::Clock;
@@ -91,6 +91,10 @@ pub struct Supervisor {
     link: Option<link::FleetLink>,
     /// Sends wake-ups into the loop (the sync thread's messages).
     waker: mpsc::Sender<Outcome>,
+    /// Progress of running pulls, from the executor's workers.
+    pull_rx: Receiver<PullProgress>,
+    /// The last progress of each container still waiting for its image.
+    pulls: BTreeMap<(TaskId, String), PullProgress>,
 }
 
 /// A write that may fail turn after turn (a full disk): logged when it starts
@@ -265,6 +269,7 @@ impl Supervisor {
             }
         };
         let (tx, rx) = mpsc::channel();
+        let (pull_tx, pull_rx) = mpsc::channel();
         let waker = tx.clone();
         let owner = crate::task::Owner::Agent {
             source: desired_dir.display().to_string(),
@@ -272,7 +277,9 @@ impl Supervisor {
         let mut sup = Self {
             rec,
             clock,
-            exec: Executor::new(runtime, images, tx, owner).with_pulls(&ctx.config),
+            exec: Executor::new(runtime, images, tx, owner)
+                .with_pulls(&ctx.config)
+                .with_pull_progress(pull_tx),
             rx,
             files,
             dir: DesiredDir::new(desired_dir, ctx.parse_options()),
@@ -287,6 +294,8 @@ impl Supervisor {
             status_failing: Failing::default(),
             link: None,
             waker,
+            pull_rx,
+            pulls: BTreeMap::new(),
         };
         // In fleet mode the first decision waits for the stored fleet documents
         // (`connect`): made from the local directory alone, it would stop every
@@ -324,10 +333,11 @@ impl Supervisor {
         if let Some(l) = self.link.as_mut() {
             fleet_events.extend(l.fleet.progress(self.rec.snapshot(), &self.desired));
         }
-        self.keep_reports(&decision.actions, fleet_events);
+        let pulled = self.take_pull_progress();
+        self.keep_reports(&decision.actions, fleet_events, pulled);
         self.persist();
         if let Some(l) = self.link.as_mut() {
-            l.after_turn(self.rec.snapshot(), self.outbox.as_ref());
+            l.after_turn(self.rec.snapshot(), self.outbox.as_ref(), &self.pulls);
         }
         for action in decision.actions {
             match &action {
@@ -355,12 +365,44 @@ impl Supervisor {
         facts::take_outcome(&mut self.exec, &mut self.rec, &mut self.exits_seen, o, now);
     }
 
-    /// Appends the decision's events to the outbox and makes them durable.
-    fn keep_reports(&mut self, actions: &[Action], fleet: Vec<skerry_core::proto::FleetEvent>) {
+    /// The pulls' progress since the last turn; keeps the latest of each container
+    /// that still waits for its image.
+    fn take_pull_progress(&mut self) -> Vec<PullProgress> {
+        let fresh: Vec<PullProgress> = self.pull_rx.try_iter().collect();
+        for p in &fresh {
+            tracing::info!(event = %p, "pull");
+            self.pulls
+                .insert((p.task.clone(), p.container.clone()), p.clone());
+        }
+        let observed = self.rec.observed();
+        self.pulls.retain(|(task, container), _| {
+            observed
+                .tasks
+                .get(task)
+                .and_then(|t| t.container(container))
+                .is_some_and(|(_, c)| c.op.is_some_and(|op| op.kind == OpKind::Pull))
+        });
+        fresh
+    }
+
+    /// Appends the decision's events and the pulls' progress to the outbox and makes
+    /// them durable.
+    fn keep_reports(
+        &mut self,
+        actions: &[Action],
+        fleet: Vec<skerry_core::proto::FleetEvent>,
+        pulls: Vec<PullProgress>,
+    ) {
         let Some(outbox) = self.outbox.as_mut() else {
             return;
         };
         let mut appended = false;
+        for p in pulls {
+            match outbox.append(&Report::pull(p).encode()) {
+                Ok(_) => appended = true,
+                Err(e) => tracing::warn!(error = %e, "pull progress not kept"),
+            }
+        }
         for ev in fleet {
             tracing::info!(event = %ev, "fleet");
             match outbox.append(&Report::fleet(ev.clone()).encode()) {

@@ -5,6 +5,10 @@ use skerry_core::proto::reported::{ContainerReport, ReportedState, TaskReport};
 use skerry_core::reconcile::{ContainerState, HealthStatus, Owner, Snapshot, TaskPhase};
 
 use super::fleet::Fleet;
+use crate::report::PullProgress;
+
+/// The last progress of each container whose image is being pulled.
+pub type Pulls = std::collections::BTreeMap<(skerry_core::reconcile::TaskId, String), PullProgress>;
 
 fn health(h: HealthStatus) -> &'static str {
     match h {
@@ -18,6 +22,7 @@ fn health(h: HealthStatus) -> &'static str {
 pub fn build(
     snap: &Snapshot,
     fleet: &Fleet,
+    pulls: &Pulls,
     dropped: u64,
     last_error: Option<String>,
 ) -> ReportedState {
@@ -56,6 +61,9 @@ pub fn build(
                     exit_code,
                     restarts: c.restart_count,
                     host_ports: vec![],
+                    pulling: pulls
+                        .get(&(id.clone(), c.name.clone()))
+                        .map(|p| (p.bytes, p.total)),
                 }
             })
             .collect();

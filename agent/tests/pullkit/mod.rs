@@ -347,7 +347,9 @@ fn handle(
                 cut = true;
             }
         }
-        if let Some(after) = *f.stall_after.lock().expect("lock") {
+        // Copied out: the guard must not be held through the stall below.
+        let stall_after = *f.stall_after.lock().expect("lock");
+        if let Some(after) = stall_after {
             if total + data.len() as u64 >= after {
                 data.truncate(after.saturating_sub(total) as usize);
                 client.write_all(&data)?;

@@ -76,4 +76,6 @@ pub struct ContainerReport {
     pub restarts: u32,
     /// `(containerPort, hostPort, protocol)`, as ECS's networkBindings.
     pub host_ports: Vec<(u16, u16, String)>,
+    /// While its image is pulled: `(bytes on disk, bytes missing at the start)`.
+    pub pulling: Option<(u64, u64)>,
 }

@@ -6,11 +6,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use skerry_core::reconcile::TaskId;
 
 use super::{plan, PullEvent, PullOptions, PullPlan};
 use crate::config::{AgentConfig, PullBehavior};
 use crate::images::ImageStore;
+use crate::report::PullProgress;
 
 /// Attempts in a row without progress before a pull that may fall back to the cached
 /// image does so.
@@ -34,16 +38,33 @@ impl PullSettings {
         }
     }
 }
-/// Makes `image` present as the pull behaviour says; logs progress every tenth. Setting
-/// `cancel` gives the pull up (the task stops: superseded or removed).
+/// One task container's image to make present.
+pub struct PullJob {
+    pub task: TaskId,
+    pub container: String,
+    pub image: String,
+    /// Set: the pull is given up (the task stops: superseded or removed).
+    pub cancel: Arc<AtomicBool>,
+    /// Where progress goes (every tenth of the missing bytes), for events and the
+    /// reported state.
+    pub progress: Option<Sender<PullProgress>>,
+}
+
+/// Makes the job's image present as the pull behaviour says; logs and reports progress
+/// every tenth.
 pub fn ensure_image(
     images: &ImageStore,
     settings: &PullSettings,
-    task: &str,
-    container: &str,
-    image: &str,
-    cancel: Arc<AtomicBool>,
+    job: PullJob,
 ) -> Result<(), String> {
+    let PullJob {
+        task,
+        container,
+        image,
+        cancel,
+        progress,
+    } = job;
+    let (task, container, image) = (task.0.as_str(), container.as_str(), image.as_str());
     let cached = images.resolve(image).is_ok();
     let pinned = image.contains('@');
     let plan = plan(
@@ -58,12 +79,22 @@ pub fn ensure_image(
     let mut opts = settings.options.clone();
     opts.cancel = cancel;
     opts.give_up_after = Some(if fallback { FALLBACK_AFTER } else { FAIL_AFTER });
-    let (t, c, i) = (task.to_owned(), container.to_owned(), image.to_owned());
+    let report = Reporter {
+        task: TaskId::from(task),
+        container: container.to_owned(),
+        image: image.to_owned(),
+        tx: progress,
+    };
+    let on_event = report.clone();
+    // (bytes on disk per missing blob, missing bytes, tenths reported)
     let blobs = Mutex::new((HashMap::<String, u64>::new(), 0u64, 0u64));
     opts.progress = Some(Arc::new(move |e: &PullEvent| {
         let mut g = blobs.lock().unwrap_or_else(PoisonError::into_inner);
         match e {
-            PullEvent::Resolved { missing_bytes, .. } => g.1 = *missing_bytes,
+            PullEvent::Resolved { missing_bytes, .. } => {
+                g.1 = *missing_bytes;
+                on_event.send(0, g.1);
+            }
             PullEvent::Blob {
                 digest, on_disk, ..
             } => {
@@ -72,7 +103,7 @@ pub fn ensure_image(
                 let tenth = (done * 10).checked_div(g.1).unwrap_or(10);
                 if tenth > g.2 {
                     g.2 = tenth;
-                    tracing::info!(task = %t, container = %c, image = %i, bytes = done, total = g.1, "pulling");
+                    on_event.send(done, g.1);
                 }
             }
             _ => {}
@@ -81,6 +112,7 @@ pub fn ensure_image(
     match images.pull(image, &opts) {
         Ok(s) => {
             tracing::info!(%task, container, image, manifest = %s.image.manifest_digest, "image pulled");
+            report.send(s.image.size_bytes, s.image.size_bytes);
             Ok(())
         }
         Err(e @ super::PullError::Cancelled { .. }) => {
@@ -92,5 +124,29 @@ pub fn ensure_image(
             Ok(())
         }
         Err(e) => Err(format!("{image}: {e}")),
+    }
+}
+
+/// Logs a pull's progress and sends it to the supervisor (events, reported state).
+#[derive(Clone)]
+struct Reporter {
+    task: TaskId,
+    container: String,
+    image: String,
+    tx: Option<Sender<PullProgress>>,
+}
+
+impl Reporter {
+    fn send(&self, bytes: u64, total: u64) {
+        tracing::info!(task = %self.task, container = %self.container, image = %self.image, bytes, total, "pulling");
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(PullProgress {
+                task: self.task.clone(),
+                container: self.container.clone(),
+                image: self.image.clone(),
+                bytes,
+                total,
+            });
+        }
     }
 }

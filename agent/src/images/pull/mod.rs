@@ -33,7 +33,7 @@ use oci_spec::image::{ImageIndex, ImageManifest};
 pub use auth::{credentials_for, Credentials};
 pub use behavior::{plan, PullPlan};
 pub use client::{install_crypto_provider, Endpoint, TIME_FLOOR_SECS};
-pub use ensure::{ensure_image, PullSettings};
+pub use ensure::{ensure_image, PullJob, PullSettings};
 pub use error::PullError;
 
 use self::backoff::Backoff;
