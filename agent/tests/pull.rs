@@ -917,6 +917,64 @@ fn pull_agent_pulls_a_desired_tasks_image() {
     assert!(store.pulled_before(&format!("{}/agent/busybox:latest", reg.addr)));
 }
 
+/// The agent prunes by policy (`prune_interval_secs`, here shortened by the test hook):
+/// unreferenced images beyond `keep_unused` go, the running task's image stays.
+#[test]
+fn pull_agent_prunes_unused_images_by_policy() {
+    let env = common::TestEnv::with_config("[images]\nkeep_unused = 0\n");
+    let layers = test_images().join("busybox-layers");
+    let out = env
+        .skerry(&["image", "import", "--name", "extra"])
+        .arg(&layers)
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refs = |env: &common::TestEnv| -> Vec<String> {
+        let out = env
+            .skerry(&["image", "ls", "--output", "json"])
+            .output()
+            .expect("ls");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ls json");
+        v.as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|i| i["reference"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let before = refs(&env);
+    assert!(before.iter().any(|r| r == "extra:latest"), "{before:?}");
+    fs::create_dir_all(env.desired_dir()).expect("desired");
+    fs::write(
+        env.desired_dir().join("keeper.json"),
+        task("busybox:latest").replace("echo pulled-ok", "sleep 3600"),
+    )
+    .expect("task");
+    let _agent = env.agent(&[("SKERRY_TEST_PRUNE_INTERVAL_MS", "500")]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = refs(&env);
+        if !now
+            .iter()
+            .any(|r| r == "extra:latest" || r == "busybox-app:latest")
+        {
+            assert!(now.iter().any(|r| r == "busybox:latest"), "{now:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unused images never pruned: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    env.wait_status("keeper running", 60, |s| {
+        s["tasks"]["keeper"]["containers"]["app"]["pid"].is_u64()
+    });
+}
+
 /// Bearer tokens from a token endpoint, and a token that expires mid-pull answering
 /// 403 (as ECR does): the pull logs in again once and completes.
 #[test]

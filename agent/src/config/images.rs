@@ -10,6 +10,7 @@
 //! min_retry_delay_ms = 1000       # 10..=60000, first retry delay (doubles per failure)
 //! max_retry_delay_secs = 300      # 1..=3600, cap of the exponential backoff
 //! keep_unused = 5                 # GC keeps this many unreferenced images, newest use first
+//! prune_interval_secs = 3600      # 0 (never) or 60..=604800: the agent prunes to keep_unused
 //! docker_config = "/root/.docker/config.json"   # optional: `auths` of a Docker config.json
 //! [registries."registry.example.com:5000"]
 //! username = "u"                  # basic auth (ECR: "AWS" and the token)
@@ -52,6 +53,7 @@ pub struct ImagesConfig {
     pub min_retry_delay_ms: u64,
     pub max_retry_delay_secs: u64,
     pub keep_unused: u32,
+    pub prune_interval_secs: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_config: Option<PathBuf>,
 }
@@ -66,6 +68,7 @@ impl Default for ImagesConfig {
             min_retry_delay_ms: 1000,
             max_retry_delay_secs: 300,
             keep_unused: 5,
+            prune_interval_secs: 3600,
             docker_config: None,
         }
     }
@@ -131,6 +134,14 @@ pub(super) fn validate(
         1,
         3600,
     )?;
+    if images.prune_interval_secs != 0 {
+        range(
+            "images.prune_interval_secs",
+            images.prune_interval_secs,
+            60,
+            604_800,
+        )?;
+    }
     if let Some(path) = &images.docker_config {
         if !path.is_absolute() {
             return Err(ConfigError::Invalid {

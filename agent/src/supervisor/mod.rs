@@ -30,6 +30,7 @@ mod fleet;
 pub mod foreground;
 mod link;
 mod ops;
+mod prune;
 mod reported;
 mod single;
 mod state;
@@ -95,6 +96,8 @@ pub struct Supervisor {
     pull_rx: Receiver<PullProgress>,
     /// The last progress of each container still waiting for its image.
     pulls: BTreeMap<(TaskId, String), PullProgress>,
+    /// Prunes unused images now and then.
+    pruner: prune::Pruner,
 }
 
 /// A write that may fail turn after turn (a full disk): logged when it starts
@@ -296,6 +299,10 @@ impl Supervisor {
             waker,
             pull_rx,
             pulls: BTreeMap::new(),
+            pruner: prune::Pruner::new(
+                ctx.config.images.prune_interval_secs,
+                ctx.config.images.keep_unused,
+            ),
         };
         // In fleet mode the first decision waits for the stored fleet documents
         // (`connect`): made from the local directory alone, it would stop every
@@ -346,6 +353,8 @@ impl Supervisor {
             }
             self.exec.dispatch(action, self.rec.observed());
         }
+        self.pruner
+            .maybe_run(&self.exec.images, &self.desired, self.rec.observed());
     }
 
     /// Sleeps until a worker answers, the reconciler's wakeup, or one tick.
