@@ -5,7 +5,8 @@
 //! with the link down), the serial console is kept in a log file per boot, and a power
 //! cut is a SIGKILL of QEMU followed by a boot on the same disk image.
 //!
-//! It also runs the fleet's broker on the host ([`broker`]: mosquitto on loopback).
+//! It also runs the fleet's broker and image registry on the host ([`broker`]:
+//! mosquitto on loopback; [`registry`]: docker-registry on loopback).
 //! Owns no skerry logic: the scenario (`tests/board/`) says what to check. Every
 //! process it starts (QEMU, mosquitto) is killed by pid when its owner is dropped.
 
@@ -14,6 +15,7 @@ mod console;
 mod disk;
 mod monitor;
 mod qemu;
+pub mod registry;
 mod report;
 mod shell;
 

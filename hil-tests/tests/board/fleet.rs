@@ -1,7 +1,6 @@
 //! Steps that need the fleet half: `skerry ctl apply` over MQTT to the board at 1970
-//! (a-fleet), every event queued offline drained in order once the link returns (d),
-//! and, not landed yet, a new revision pulled from the host's registry with a rolling
-//! update and a rollback (e).
+//! (a-fleet) and every event queued offline drained in order once the link returns (d);
+//! the registry step (e) is in `pulls.rs`.
 //!
 //! a-fleet starts mosquitto on the host's loopback (the board reaches it at 10.0.2.2),
 //! writes the board's `[mqtt]` config and certificates to its state disk, restarts the
@@ -12,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use skerry_hil::{HilError, Outcome, Report, Result};
+use skerry_hil::{Board, HilError, Outcome, Report, Result};
 
 use crate::guest::{heartbeat, running, wait_until, CMD};
 use crate::operator::{host_skerry, Operator, DEVICE};
@@ -21,7 +20,7 @@ use crate::{outcome, tasks, Scenario};
 const LOCAL_BEAT: &str = "/var/lib/skerry/desired/beat.service.json";
 const POLL: Duration = Duration::from_millis(500);
 
-fn secs(d: Duration) -> String {
+pub fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
@@ -78,19 +77,8 @@ fn fleet_apply(r: &mut Report, s: &mut Scenario) -> Result<()> {
     let board = s.board()?;
     op.provision(&mut board.shell)?;
     let year = board.shell.ok("date -u +%Y-%m-%dT%H:%M:%SZ", CMD)?;
-    let readies = board.console.count("HIL-SVC: agent READY");
-    let agent = board.shell.ok("cat /run/hil/agent.pid", CMD)?;
-    board.shell.ok(&format!("kill {agent}"), CMD)?;
-    let start = Instant::now();
-    board.console.wait_for(
-        "HIL-SVC: agent READY",
-        readies + 1,
-        Duration::from_secs(120),
-    )?;
-    r.figure(
-        "agent restarted with [mqtt] -> READY",
-        secs(start.elapsed()),
-    );
+    let took = restart_agent(board)?;
+    r.figure("agent restarted with [mqtt] -> READY", secs(took));
     let ((), took) = wait_until(
         "the board online on the broker (TLS at 1970)",
         Duration::from_secs(60),
@@ -201,6 +189,21 @@ fn fleet_apply(r: &mut Report, s: &mut Scenario) -> Result<()> {
     Ok(())
 }
 
+/// Restarts the board's agent after a config change (hil-svc starts it again, as the
+/// service manager would); returns the time to its next READY.
+pub fn restart_agent(board: &mut Board) -> Result<Duration> {
+    let readies = board.console.count("HIL-SVC: agent READY");
+    let agent = board.shell.ok("cat /run/hil/agent.pid", CMD)?;
+    board.shell.ok(&format!("kill {agent}"), CMD)?;
+    let start = Instant::now();
+    board.console.wait_for(
+        "HIL-SVC: agent READY",
+        readies + 1,
+        Duration::from_secs(120),
+    )?;
+    Ok(start.elapsed())
+}
+
 /// (d) link on → every event queued since (b) arrives at the host, in order, counted.
 pub fn step_d_outbox_drain(report: &mut Report, s: &mut Scenario) {
     report.step("d link on, queued events drained in order", |r| {
@@ -218,22 +221,5 @@ pub fn step_d_outbox_drain(report: &mut Report, s: &mut Scenario) {
             let _ = board.set_link(true);
         }
         outcome(result)
-    });
-}
-
-/// (e) new revision from the host's docker-registry → rolling update; bad health →
-/// rollback. To write: start docker-registry on host loopback (the board reaches it
-/// at 10.0.2.2), push a busybox-arm64 revision with skopeo, `ctl deploy --device
-/// board1 --service beat --wait 120` a definition naming `10.0.2.2:PORT/busybox:v2`
-/// (`[registries."10.0.2.2:PORT"]` in the board's agent.toml, see
-/// [`Operator::provision`]), time the rolling update from `skerry events`; then a
-/// revision whose health check fails → `rolled back` in the events and reported.
-pub fn step_e_rolling_update(report: &mut Report, _s: &mut Scenario) {
-    report.step("e registry pull, rolling update, rollback", |_| {
-        // Registry pulls exist in the agent, but this board step is not written yet:
-        // it stays NOT LANDED (counted as skipped; SKERRY_HIL_REQUIRE_ALL=1 fails it).
-        Outcome::NotLanded(
-            "not landed: the board step for registry pulls (docker-registry on host loopback, ctl deploy of a pulled revision, rollback on a failing health check)".into(),
-        )
     });
 }

@@ -2,9 +2,10 @@
 //!
 //! Steps run in order on one board and its one state disk; each is asserted and timed.
 //! Standalone steps (a, b, c, f, g, figures) need no fleet half; a-fleet and d run the
-//! fleet (mosquitto on host loopback, `skerry ctl`). A step whose parts have not landed
-//! (e: registry pulls) reports NOT LANDED and counts as skipped; it fails the run only
-//! with SKERRY_HIL_REQUIRE_ALL=1. Inputs (set by `hil-tests/run`):
+//! fleet (mosquitto on host loopback, `skerry ctl`); e adds docker-registry on host
+//! loopback. A step whose parts have not landed reports NOT LANDED and counts as
+//! skipped; it fails the run only with SKERRY_HIL_REQUIRE_ALL=1. Inputs (set by
+//! `hil-tests/run`):
 //! - SKERRY_HIL_DIR: holds board/vmlinuz and board/initrd.gz (default target/hil);
 //! - SKERRY_HIL_HOST_SKERRY, SKERRY_TEST_IMAGES: the host-side comparison figure.
 //!
@@ -16,6 +17,7 @@ mod drain;
 mod fleet;
 mod guest;
 mod operator;
+mod pulls;
 mod standalone;
 mod tasks;
 
@@ -156,7 +158,7 @@ fn main() {
     standalone::step_agent_restart(&mut report, s);
     standalone::step_c_power_cut(&mut report, s);
     fleet::step_d_outbox_drain(&mut report, s);
-    fleet::step_e_rolling_update(&mut report, s);
+    pulls::step_e_rolling_update(&mut report, s);
     standalone::step_f_armv7(&mut report, s);
     standalone::step_g_oom(&mut report, s);
     standalone::step_figures(&mut report, s);

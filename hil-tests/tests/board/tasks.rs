@@ -62,3 +62,40 @@ pub const ARMV7_TASK: &str = r#"{
     "command": ["sh", "-c", "echo elfclass=$(od -An -tx1 -j4 -N1 /bin/busybox | tr -d ' '); echo armv7-container-ok; exit 7"]
   }]
 }"#;
+
+/// The beat service from a pulled `image` whose `/srv/revision` names its revision (the
+/// container copies it to /run/hb/rev), with ECS's circuit breaker and rollback, one
+/// failed task tripping it, and a 10 s stability window. With `unhealthy`, a health
+/// check that always fails (the revision to roll back).
+pub fn beat_service_from(image: &str, unhealthy: bool) -> String {
+    let health = if unhealthy {
+        r#""healthCheck": {"command": ["CMD-SHELL", "exit 1"], "interval": 5, "timeout": 2, "retries": 1, "startPeriod": 0},"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{
+  "taskDefinition": {{
+    "family": "beat",
+    "requiresCompatibilities": ["EXTERNAL"],
+    "networkMode": "host",
+    "volumes": [{{"name": "hb", "host": {{"sourcePath": "/run/hb"}}}}],
+    "containerDefinitions": [{{
+      "name": "beat",
+      "image": "{image}",
+      "essential": true,
+      "memory": 24,
+      "stopTimeout": 2,
+      {health}
+      "mountPoints": [{{"sourceVolume": "hb", "containerPath": "/hb"}}],
+      "command": ["sh", "-c", "cp /srv/revision /hb/rev; i=0; while true; do i=$((i+1)); echo \"$i $(cut -d' ' -f1 /proc/uptime)\" >/hb/beat.tmp; mv /hb/beat.tmp /hb/beat; sleep 1; done"]
+    }}]
+  }},
+  "desiredCount": 1,
+  "deploymentConfiguration": {{
+    "minimumHealthyPercent": 0, "maximumPercent": 100, "stabilityWindowSeconds": 10,
+    "deploymentCircuitBreaker": {{"enable": true, "rollback": true, "failureThreshold": 1}}
+  }}
+}}"#
+    )
+}
