@@ -31,7 +31,17 @@ const ARM_PRIVATE: [(&str, u32); 6] = [
     ("set_tls", 0x0f0005),
 ];
 
+/// Names the profile (and libseccomp) use that the `syscalls` crate spells otherwise:
+/// (ABI, profile name, crate name). aarch64's 79 is `__NR_newfstatat` in the kernel's
+/// uapi headers (`__NR3264_fstatat` on 64-bit); the crate calls it `fstatat`. Missing
+/// it denied every `stat` of busybox on arm64 (found on the QEMU board).
+const ALIASES: [(&str, &str, &str); 1] = [("aarch64", "newfstatat", "fstatat")];
+
 fn resolve(abi: &str, name: &str) -> Option<u32> {
+    let name = ALIASES
+        .iter()
+        .find(|(a, n, _)| *a == abi && *n == name)
+        .map_or(name, |(_, _, crate_name)| crate_name);
     let id = match abi {
         "x86_64" => syscalls::x86_64::Sysno::from_str(name).map(|s| s.id()).ok(),
         "x86" => syscalls::x86::Sysno::from_str(name).map(|s| s.id()).ok(),

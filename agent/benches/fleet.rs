@@ -9,9 +9,11 @@
 //!   check and spec validation, with the container runtime replaced by a recording stub
 //!   (this simulation lives in the bench only; the agent has no such mode) — time until
 //!   all report it applied;
-//! - `rss`: the agent's resident and private memory, connected over mTLS with 10 tasks.
+//! - `rss`: the agent's resident and private memory, connected over mTLS with 10 tasks;
+//! - `supersede`: a service revision stuck pulling from a registry that never answers,
+//!   then a good revision: publish of the good one → its task RUNNING, median of 10.
 //!
-//! Run: `SKERRY_TEST_IMAGES=… cargo bench -p skerry --bench fleet [-- size|deploy|drain|fanout|rss]`.
+//! Run: `SKERRY_TEST_IMAGES=… cargo bench -p skerry --bench fleet [-- size|deploy|drain|fanout|rss|supersede]`.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -271,7 +273,109 @@ fn rss() {
     env.stop_all_tasks();
 }
 
+fn service(image: &str, script: &str) -> Entry {
+    Entry {
+        name: "web".into(),
+        json: format!(
+            r#"{{"taskDefinition":{{"family":"web","networkMode":"host","containerDefinitions":[{{"name":"main","image":"{image}","memory":32,"stopTimeout":1,"command":["sh","-c","{script}"]}}]}},"desiredCount":1,"deploymentConfiguration":{{"minimumHealthyPercent":0,"maximumPercent":100}}}}"#
+        ),
+    }
+}
+
+fn supersede() {
+    let f = Fleet::start(&[("gw1", &[])]);
+    let section = f.mqtt_section("gw1", &[], "").replace(
+        &format!("trusted_keys = [\"{}\"]", f.public_key),
+        &format!(
+            "trusted_keys = [\"{}\", \"{}\"]",
+            f.public_key,
+            hex_of_key()
+        ),
+    );
+    let env = common::TestEnv::with_config(&section);
+    let _agent = env.agent(&[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let topic = f.broker.topic("gw1", "desired");
+    let publish = |version: u64, entry: Entry| {
+        let doc = DeploymentDoc {
+            schema: DOC_SCHEMA,
+            fleet: FLEET.into(),
+            target: Target::Device("gw1".into()),
+            version,
+            issued_at_ms: 0,
+            tasks: vec![],
+            services: vec![entry],
+        };
+        let payload = Envelope::new(
+            "gw1",
+            version,
+            Body::Deployment(sign_document(&doc, &key())),
+        )
+        .encode();
+        f.broker
+            .publish(OPERATOR, &topic, &payload, true)
+            .expect("publish");
+    };
+    let mut took = Vec::new();
+    for i in 1..=10u64 {
+        let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        publish(
+            2 * i - 1,
+            service(&format!("127.0.0.1:{port}/none:{i}"), "sleep 3600"),
+        );
+        let t = Instant::now();
+        while accepted.load(std::sync::atomic::Ordering::SeqCst) == before {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "stuck revision {i} never pulled"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let marker = format!("good{i}");
+        let t = Instant::now();
+        publish(
+            2 * i,
+            service("busybox:latest", &format!("echo {marker}; sleep 3600")),
+        );
+        loop {
+            let st = env.agent_status();
+            // The stuck revision never runs and stopped the previous good one before
+            // it launched (maximumPercent 100): a running task is the new good one.
+            let running = st["tasks"].as_object().is_some_and(|m| {
+                m.values()
+                    .any(|t| t["containers"]["main"]["state"] == "RUNNING")
+            });
+            if running {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "good revision {i} never ran: {st:#}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        took.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let m = median(&mut took);
+    println!("supersede: revision stuck on a silent registry, then a good one: publish → good task RUNNING, median of 10: {m:.1} ms; min {:.1}, max {:.1} ms", took[0], took[took.len() - 1]);
+    env.stop_all_tasks();
+}
+
 fn main() {
+    if want("supersede") {
+        supersede();
+    }
     if want("size") {
         size();
     }

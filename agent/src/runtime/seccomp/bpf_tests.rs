@@ -114,6 +114,83 @@ fn cap_sets() -> Vec<Vec<String>> {
     vec![Vec::new(), defaults, all]
 }
 
+/// Everyday syscalls by their kernel numbers (`include/uapi/asm-generic/unistd.h` for
+/// aarch64, `arch/arm/tools/syscall.tbl`, `arch/x86/entry/syscalls/syscall_64.tbl`),
+/// independent of the tables the build derives from names: a name mismatch between
+/// the profile and the tables would deny one of these.
+#[test]
+fn seccomp_everyday_syscalls_are_allowed_by_number() {
+    let everyday: [(HostArch, u32, &[(&str, u32)]); 3] = [
+        (
+            HostArch::Arm64,
+            0xc000_00b7,
+            &[
+                ("openat", 56),
+                ("newfstatat", 79),
+                ("fstat", 80),
+                ("statx", 291),
+                ("renameat", 38),
+                ("renameat2", 276),
+                ("read", 63),
+                ("write", 64),
+                ("execve", 221),
+                ("clone", 220),
+                ("wait4", 260),
+                ("getdents64", 61),
+            ],
+        ),
+        (
+            HostArch::Arm,
+            0x4000_0028,
+            &[
+                ("open", 5),
+                ("fstatat64", 327),
+                ("stat64", 195),
+                ("rename", 38),
+                ("read", 3),
+                ("write", 4),
+                ("execve", 11),
+                ("getdents64", 217),
+            ],
+        ),
+        (
+            HostArch::Amd64,
+            0xc000_003e,
+            &[
+                ("open", 2),
+                ("newfstatat", 262),
+                ("stat", 4),
+                ("rename", 82),
+                ("read", 0),
+                ("write", 1),
+                ("execve", 59),
+                ("getdents64", 217),
+            ],
+        ),
+    ];
+    let none: Vec<String> = vec![];
+    for (host, arch, calls) in everyday {
+        let sel = Selector {
+            caps: &none,
+            host,
+            kernel: (6, 1),
+        };
+        let prog = compile(host.abis(), &sel.rules()).expect("compiles");
+        for (name, nr) in calls {
+            let d = Data {
+                nr: *nr,
+                arch,
+                args: [0; 6],
+            };
+            assert_eq!(
+                run(&prog, &d),
+                RET_ALLOW,
+                "{host:?}: {name} ({nr}) is not allowed"
+            );
+        }
+    }
+}
+
 #[test]
 fn seccomp_bpf_agrees_with_rules_on_every_abi_and_syscall() {
     for host in [HostArch::Amd64, HostArch::Arm64, HostArch::Arm] {
