@@ -12,6 +12,7 @@ use skerry_core::spec::{
 };
 
 use super::caps::{effective_capabilities, within_bounding_set};
+use super::devices::{oci_nodes, oci_rules, HostDevice};
 use super::user::ResolvedUser;
 use super::RuntimeError;
 use crate::images::ImageDefaults;
@@ -43,6 +44,8 @@ pub struct BundleInputs<'a> {
     /// PID/IPC namespaces of the task's first container, for `pidMode`/`ipcMode` `task`.
     pub task_pid_ns: Option<PathBuf>,
     pub task_ipc_ns: Option<PathBuf>,
+    /// `linuxParameters.devices`, resolved on the host.
+    pub devices: Vec<HostDevice>,
 }
 
 /// The cgroup path of a container (absolute, under skerry's own subtree).
@@ -204,8 +207,9 @@ fn linux_section(inp: &BundleInputs<'_>) -> Result<Value, RuntimeError> {
     if let Some(r) = c.memory_reservation_mib {
         memory.insert("reservation".into(), json!(r * MIB));
     }
-    let mut resources =
-        json!({"devices": [{"allow": c.privileged, "access": "rwm"}], "memory": memory});
+    let mut device_rules = vec![json!({"allow": c.privileged, "access": "rwm"})];
+    device_rules.extend(oci_rules(&inp.devices));
+    let mut resources = json!({"devices": device_rules, "memory": memory});
     if c.cpu_units > 0 {
         resources["cpu"] = json!({"shares": u64::from(c.cpu_units.max(2))});
     }
@@ -218,6 +222,9 @@ fn linux_section(inp: &BundleInputs<'_>) -> Result<Value, RuntimeError> {
         "cgroupsPath": cgroup_path(inp.task_id, &c.name),
         "sysctl": c.system_controls,
     });
+    if !inp.devices.is_empty() {
+        linux["devices"] = json!(oci_nodes(&inp.devices));
+    }
     if !c.privileged {
         linux["maskedPaths"] = json!([
             "/proc/acpi",

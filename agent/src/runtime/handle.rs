@@ -160,6 +160,7 @@ impl Runtime {
             init_binary,
             task_pid_ns: shared.pid.clone(),
             task_ipc_ns: shared.ipc.clone(),
+            devices: super::devices::resolve(c)?,
         })?;
         record::save(&dir.join("bundle/config.json"), &spec)?;
         let plan = LaunchPlan {

@@ -149,9 +149,17 @@ pub(crate) struct RawLinuxParameters {
     pub init_process_enabled: Option<bool>,
     pub tmpfs: Option<Vec<RawTmpfs>>,
     pub shared_memory_size: Option<u64>,
-    pub devices: Option<Value>,
+    pub devices: Option<Vec<RawDevice>>,
     pub max_swap: Option<Value>,
     pub swappiness: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawDevice {
+    pub host_path: Option<String>,
+    pub container_path: Option<String>,
+    pub permissions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

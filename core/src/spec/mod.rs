@@ -33,11 +33,12 @@
 //! Everything that would change behaviour but cannot be honoured is refused,
 //! naming the field: bridge/awsvpc networking, Fargate-only definitions, docker/EFS/
 //! FSx/EBS volumes, secrets and environment files, log drivers other than
-//! awslogs/json-file/local/none, FireLens, devices, swap settings, links, volumesFrom, GPUs,
+//! awslogs/json-file/local/none, FireLens, swap settings, links, volumesFrom, GPUs,
 //! privileged containers unless the agent's `allow_privileged` is set, and more.
 
 mod container;
 mod deps;
+mod devices;
 mod ecs;
 mod error;
 mod health;

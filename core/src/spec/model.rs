@@ -203,6 +203,20 @@ pub struct LinuxParameters {
     pub tmpfs: Vec<Tmpfs>,
     /// `sharedMemorySize` in MiB (size of /dev/shm).
     pub shared_memory_size_mib: Option<u64>,
+    /// `devices` (absent in records older than it).
+    #[serde(default)]
+    pub devices: Vec<Device>,
+}
+
+/// One `linuxParameters.devices` entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Device {
+    /// `hostPath` (absolute); the agent refuses it unless it is a device node.
+    pub host_path: String,
+    /// `containerPath` (absolute; `hostPath` when not given).
+    pub container_path: String,
+    /// `permissions` as cgroup access letters, a non-empty subset of `rwm` in that order.
+    pub permissions: String,
 }
 
 /// The `dockerSecurityOptions` skerry honours (the others are refused).
