@@ -120,7 +120,8 @@ pub fn build_spec(inp: &BundleInputs<'_>) -> Result<oci_spec::runtime::Spec, Run
     for (src, dest) in &inp.etc_files {
         mounts.push(bind(src, dest, false));
     }
-    for mp in &c.mount_points {
+    // mountPoints, then what volumesFrom brings.
+    for mp in &inp.task.mounts_of(c) {
         let volume = inp.task.volume(&mp.source_volume).ok_or_else(|| {
             RuntimeError::Spec(format!(
                 "mountPoints: volume \"{}\" is not defined",

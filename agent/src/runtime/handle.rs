@@ -133,7 +133,7 @@ impl Runtime {
             });
         let etc_files = write_etc_files(&dir.join("etc"), c, task.network_mode, &hostname)?;
         let task_volumes_dir = self.cfg.layout.task(task_id).join("volumes");
-        for mp in &c.mount_points {
+        for mp in &task.mounts_of(c) {
             if let Some(v) = task.volume(&mp.source_volume) {
                 let src = match &v.source {
                     VolumeSource::HostPath(p) => p.clone(),

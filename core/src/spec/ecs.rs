@@ -106,6 +106,7 @@ pub(crate) struct RawContainer {
     pub privileged: Option<bool>,
     pub linux_parameters: Option<RawLinuxParameters>,
     pub mount_points: Option<Vec<RawMountPoint>>,
+    pub volumes_from: Option<Vec<RawVolumesFrom>>,
     pub ulimits: Option<Vec<RawUlimit>>,
     pub system_controls: Option<Vec<RawSystemControl>>,
     pub hostname: Option<String>,
@@ -123,7 +124,6 @@ pub(crate) struct RawContainer {
     // Refused when they carry a meaningful value.
     pub environment_files: Option<Value>,
     pub secrets: Option<Value>,
-    pub volumes_from: Option<Value>,
     pub links: Option<Value>,
     pub repository_credentials: Option<Value>,
     pub resource_requirements: Option<Value>,
@@ -182,6 +182,13 @@ pub(crate) struct RawTmpfs {
 pub(crate) struct RawMountPoint {
     pub source_volume: Option<String>,
     pub container_path: Option<String>,
+    pub read_only: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawVolumesFrom {
+    pub source_container: Option<String>,
     pub read_only: Option<bool>,
 }
 

@@ -33,7 +33,7 @@
 //! Everything that would change behaviour but cannot be honoured is refused,
 //! naming the field: bridge/awsvpc networking, Fargate-only definitions, docker/EFS/
 //! FSx/EBS volumes, secrets and environment files, log drivers other than
-//! awslogs/json-file/local/none, FireLens, swap settings, links, volumesFrom, GPUs,
+//! awslogs/json-file/local/none, FireLens, swap settings, links, GPUs,
 //! privileged containers unless the agent's `allow_privileged` is set, and more.
 
 mod container;
@@ -57,6 +57,7 @@ mod task;
 mod tests;
 mod units;
 mod unsupported;
+mod volumes_from;
 
 pub use error::{FieldProblem, SpecError};
 pub use model::*;

@@ -114,6 +114,9 @@ pub struct ContainerDefinition {
     pub security: SecurityOptions,
     /// `mountPoints`.
     pub mount_points: Vec<MountPoint>,
+    /// `volumesFrom` (absent in records older than it); see [`TaskDefinition::mounts_of`].
+    #[serde(default)]
+    pub volumes_from: Vec<VolumesFrom>,
     /// `ulimits`.
     pub ulimits: Vec<Ulimit>,
     /// `systemControls`: sysctl name → value.
@@ -165,6 +168,7 @@ impl ContainerDefinition {
             linux: LinuxParameters::default(),
             security: SecurityOptions::default(),
             mount_points: vec![],
+            volumes_from: vec![],
             ulimits: vec![],
             system_controls: BTreeMap::new(),
             hostname: None,
@@ -247,6 +251,15 @@ pub struct MountPoint {
     /// `containerPath` (absolute).
     pub container_path: String,
     /// `readOnly`.
+    pub read_only: bool,
+}
+
+/// One `volumesFrom` entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VolumesFrom {
+    /// `sourceContainer`: another container of the task.
+    pub source_container: String,
+    /// `readOnly`: every inherited mount read-only.
     pub read_only: bool,
 }
 
