@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use skerry_core::spec::{
-    ContainerDefinition, NamespaceMode, NetworkMode, TaskDefinition, VolumeSource,
-};
+use skerry_core::spec::{ContainerDefinition, NamespaceMode, NetworkMode, TaskDefinition};
 
 use super::caps::{effective_capabilities, within_bounding_set};
 use super::devices::{oci_nodes, oci_rules, HostDevice};
 use super::user::ResolvedUser;
+use super::volumes::source_path;
 use super::RuntimeError;
 use crate::images::ImageDefaults;
 
@@ -35,6 +34,8 @@ pub struct BundleInputs<'a> {
     pub etc_files: Vec<(PathBuf, &'static str)>,
     /// Directory holding the task's task-scoped volumes (`<name>/` each).
     pub task_volumes_dir: PathBuf,
+    /// Directory holding shared-scope named volumes (`<name>/` each).
+    pub shared_volumes_dir: PathBuf,
     /// Hostname the container sees.
     pub hostname: String,
     /// Default pids limit (0: none).
@@ -128,10 +129,7 @@ pub fn build_spec(inp: &BundleInputs<'_>) -> Result<oci_spec::runtime::Spec, Run
                 mp.source_volume
             ))
         })?;
-        let source = match &volume.source {
-            VolumeSource::HostPath(p) => p.clone(),
-            VolumeSource::TaskScoped => inp.task_volumes_dir.join(&volume.name),
-        };
+        let source = source_path(volume, &inp.task_volumes_dir, &inp.shared_volumes_dir);
         mounts.push(bind(&source, &mp.container_path, mp.read_only));
     }
     for t in &c.linux.tmpfs {

@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod record;
 pub mod seccomp;
 pub mod user;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 

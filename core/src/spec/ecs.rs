@@ -73,10 +73,20 @@ pub(crate) struct RawRuntimePlatform {
 pub(crate) struct RawVolume {
     pub name: Option<String>,
     pub host: Option<RawHostVolume>,
-    pub docker_volume_configuration: Option<Value>,
+    pub docker_volume_configuration: Option<RawDockerVolume>,
     pub efs_volume_configuration: Option<Value>,
     pub fsx_windows_file_server_volume_configuration: Option<Value>,
     pub configured_at_launch: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawDockerVolume {
+    pub scope: Option<String>,
+    pub autoprovision: Option<bool>,
+    pub driver: Option<String>,
+    pub driver_opts: Option<std::collections::BTreeMap<String, String>>,
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]

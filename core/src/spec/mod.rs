@@ -31,8 +31,8 @@
 //! means GiB, as in ECS.
 //!
 //! Everything that would change behaviour but cannot be honoured is refused,
-//! naming the field: bridge/awsvpc networking, Fargate-only definitions, docker/EFS/
-//! FSx/EBS volumes, secrets and environment files, log drivers other than
+//! naming the field: bridge/awsvpc networking, Fargate-only definitions, docker volume drivers
+//! other than `local`, EFS/FSx/EBS volumes, secrets and environment files, log drivers other than
 //! awslogs/json-file/local/none, FireLens, swap settings, links, GPUs,
 //! privileged containers unless the agent's `allow_privileged` is set, and more.
 
@@ -45,6 +45,7 @@ mod health;
 mod linux;
 mod logs;
 mod model;
+mod named_volume;
 mod names;
 mod net;
 mod netmode;

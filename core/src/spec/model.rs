@@ -72,6 +72,21 @@ pub enum VolumeSource {
     HostPath(PathBuf),
     /// No host path: a directory owned by the task, removed with it.
     TaskScoped,
+    /// `dockerVolumeConfiguration` with the `local` driver.
+    Named(NamedVolume),
+}
+
+/// A `dockerVolumeConfiguration` volume (driver `local`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NamedVolume {
+    /// `scope`: `task` (removed with the task, the default) or `shared`.
+    pub shared: bool,
+    /// `autoprovision` (shared only): create the volume when it does not exist.
+    pub autoprovision: bool,
+    /// `driverOpts` `type=tmpfs`: mount a tmpfs with these options (from `o`).
+    pub tmpfs_options: Option<Vec<String>>,
+    /// `labels`.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One entry of `containerDefinitions`, checked.
