@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use skerry_core::spec::{
-    ContainerDefinition, NamespaceMode, NetworkMode, TaskDefinition, VolumeSource,
-};
+use skerry_core::spec::{ContainerDefinition, NamespaceMode, NetworkMode, TaskDefinition};
 
 use super::caps::{effective_capabilities, within_bounding_set};
+use super::devices::{oci_nodes, oci_rules, HostDevice};
 use super::user::ResolvedUser;
+use super::volumes::source_path;
 use super::RuntimeError;
 use crate::images::ImageDefaults;
 
@@ -34,6 +34,8 @@ pub struct BundleInputs<'a> {
     pub etc_files: Vec<(PathBuf, &'static str)>,
     /// Directory holding the task's task-scoped volumes (`<name>/` each).
     pub task_volumes_dir: PathBuf,
+    /// Directory holding shared-scope named volumes (`<name>/` each).
+    pub shared_volumes_dir: PathBuf,
     /// Hostname the container sees.
     pub hostname: String,
     /// Default pids limit (0: none).
@@ -43,6 +45,8 @@ pub struct BundleInputs<'a> {
     /// PID/IPC namespaces of the task's first container, for `pidMode`/`ipcMode` `task`.
     pub task_pid_ns: Option<PathBuf>,
     pub task_ipc_ns: Option<PathBuf>,
+    /// `linuxParameters.devices`, resolved on the host.
+    pub devices: Vec<HostDevice>,
 }
 
 /// The cgroup path of a container (absolute, under skerry's own subtree).
@@ -117,17 +121,15 @@ pub fn build_spec(inp: &BundleInputs<'_>) -> Result<oci_spec::runtime::Spec, Run
     for (src, dest) in &inp.etc_files {
         mounts.push(bind(src, dest, false));
     }
-    for mp in &c.mount_points {
+    // mountPoints, then what volumesFrom brings.
+    for mp in &inp.task.mounts_of(c) {
         let volume = inp.task.volume(&mp.source_volume).ok_or_else(|| {
             RuntimeError::Spec(format!(
                 "mountPoints: volume \"{}\" is not defined",
                 mp.source_volume
             ))
         })?;
-        let source = match &volume.source {
-            VolumeSource::HostPath(p) => p.clone(),
-            VolumeSource::TaskScoped => inp.task_volumes_dir.join(&volume.name),
-        };
+        let source = source_path(volume, &inp.task_volumes_dir, &inp.shared_volumes_dir);
         mounts.push(bind(&source, &mp.container_path, mp.read_only));
     }
     for t in &c.linux.tmpfs {
@@ -204,8 +206,9 @@ fn linux_section(inp: &BundleInputs<'_>) -> Result<Value, RuntimeError> {
     if let Some(r) = c.memory_reservation_mib {
         memory.insert("reservation".into(), json!(r * MIB));
     }
-    let mut resources =
-        json!({"devices": [{"allow": c.privileged, "access": "rwm"}], "memory": memory});
+    let mut device_rules = vec![json!({"allow": c.privileged, "access": "rwm"})];
+    device_rules.extend(oci_rules(&inp.devices));
+    let mut resources = json!({"devices": device_rules, "memory": memory});
     if c.cpu_units > 0 {
         resources["cpu"] = json!({"shares": u64::from(c.cpu_units.max(2))});
     }
@@ -218,6 +221,9 @@ fn linux_section(inp: &BundleInputs<'_>) -> Result<Value, RuntimeError> {
         "cgroupsPath": cgroup_path(inp.task_id, &c.name),
         "sysctl": c.system_controls,
     });
+    if !inp.devices.is_empty() {
+        linux["devices"] = json!(oci_nodes(&inp.devices));
+    }
     if !c.privileged {
         linux["maskedPaths"] = json!([
             "/proc/acpi",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use skerry_core::spec::{
-    ContainerDefinition, LogDriver, NamespaceMode, NetworkMode, TaskDefinition, VolumeSource,
+    ContainerDefinition, LogDriver, NamespaceMode, NetworkMode, TaskDefinition,
 };
 
 use super::bundle::{build_spec, cgroup_path, BundleInputs};
@@ -133,17 +133,8 @@ impl Runtime {
             });
         let etc_files = write_etc_files(&dir.join("etc"), c, task.network_mode, &hostname)?;
         let task_volumes_dir = self.cfg.layout.task(task_id).join("volumes");
-        for mp in &c.mount_points {
-            if let Some(v) = task.volume(&mp.source_volume) {
-                let src = match &v.source {
-                    VolumeSource::HostPath(p) => p.clone(),
-                    VolumeSource::TaskScoped => task_volumes_dir.join(&v.name),
-                };
-                if !src.exists() {
-                    fs::create_dir_all(&src).map_err(|e| RuntimeError::io(&src, e))?;
-                }
-            }
-        }
+        let shared_volumes_dir = self.cfg.layout.volumes();
+        super::volumes::prepare(task, c, &rootfs, &task_volumes_dir, &shared_volumes_dir)?;
         let init_binary = (c.linux.init_process_enabled && is_static_elf(&self.cfg.monitor_exe))
             .then(|| self.cfg.monitor_exe.clone());
         let spec = build_spec(&BundleInputs {
@@ -155,11 +146,13 @@ impl Runtime {
             user,
             etc_files,
             task_volumes_dir,
+            shared_volumes_dir,
             hostname,
             pids_limit: self.cfg.pids_limit,
             init_binary,
             task_pid_ns: shared.pid.clone(),
             task_ipc_ns: shared.ipc.clone(),
+            devices: super::devices::resolve(c)?,
         })?;
         record::save(&dir.join("bundle/config.json"), &spec)?;
         let plan = LaunchPlan {
@@ -341,6 +334,7 @@ impl Runtime {
             RuntimeError::State(task_id.to_string(), format!("cgroups left behind: {e}"))
         })?;
         let dir = self.cfg.layout.task(task_id);
+        super::volumes::unmount_task_volumes(&dir.join("volumes"));
         remove_if_exists_dir(&dir)
     }
 }

@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod caps;
 pub mod cgroup;
+pub mod devices;
 pub mod etcfiles;
 pub mod exec;
 mod handle;
@@ -18,6 +19,7 @@ pub mod monitor;
 pub mod record;
 pub mod seccomp;
 pub mod user;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 

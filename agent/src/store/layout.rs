@@ -39,6 +39,11 @@ impl StateLayout {
         self.task(task_id).join("containers").join(container)
     }
 
+    /// Shared-scope named volumes (`dockerVolumeConfiguration` scope `shared`).
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
     /// libcontainer's state root (it adds one directory per container id).
     pub fn libcontainer(&self) -> PathBuf {
         self.root.join("libcontainer")

@@ -11,7 +11,9 @@ use super::error::Problems;
 use super::model::{ContainerDefinition, NamespaceMode, NetworkMode, Volume, DEFAULT_STOP_TIMEOUT};
 use super::names::{check_absolute, check_image, parse_user, validate_name};
 use super::units::MIN_MEMORY_MIB;
-use super::{deps, health, linux, logs, net, security, storage, unsupported, ParseOptions};
+use super::{
+    deps, health, linux, logs, net, security, storage, unsupported, volumes_from, ParseOptions,
+};
 
 /// The most `stopTimeout` ECS allows, in seconds.
 const MAX_STOP_TIMEOUT_SECS: u32 = 120;
@@ -136,6 +138,11 @@ pub(crate) fn check(
         None => Default::default(),
     };
     let mount_points = storage::mount_points(raw, at, ctx.volumes, &linux.tmpfs, p);
+    let volumes_from = volumes_from::parse(
+        raw.volumes_from.as_deref().unwrap_or_default(),
+        &format!("{at}.volumesFrom"),
+        p,
+    );
     let ulimits = linux::check_ulimits(
         raw.ulimits.as_deref().unwrap_or_default(),
         &format!("{at}.ulimits"),
@@ -192,6 +199,7 @@ pub(crate) fn check(
             p,
         ),
         mount_points,
+        volumes_from,
         ulimits,
         system_controls,
         hostname: net.hostname,

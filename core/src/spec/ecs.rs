@@ -73,10 +73,20 @@ pub(crate) struct RawRuntimePlatform {
 pub(crate) struct RawVolume {
     pub name: Option<String>,
     pub host: Option<RawHostVolume>,
-    pub docker_volume_configuration: Option<Value>,
+    pub docker_volume_configuration: Option<RawDockerVolume>,
     pub efs_volume_configuration: Option<Value>,
     pub fsx_windows_file_server_volume_configuration: Option<Value>,
     pub configured_at_launch: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawDockerVolume {
+    pub scope: Option<String>,
+    pub autoprovision: Option<bool>,
+    pub driver: Option<String>,
+    pub driver_opts: Option<std::collections::BTreeMap<String, String>>,
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +116,7 @@ pub(crate) struct RawContainer {
     pub privileged: Option<bool>,
     pub linux_parameters: Option<RawLinuxParameters>,
     pub mount_points: Option<Vec<RawMountPoint>>,
+    pub volumes_from: Option<Vec<RawVolumesFrom>>,
     pub ulimits: Option<Vec<RawUlimit>>,
     pub system_controls: Option<Vec<RawSystemControl>>,
     pub hostname: Option<String>,
@@ -123,7 +134,6 @@ pub(crate) struct RawContainer {
     // Refused when they carry a meaningful value.
     pub environment_files: Option<Value>,
     pub secrets: Option<Value>,
-    pub volumes_from: Option<Value>,
     pub links: Option<Value>,
     pub repository_credentials: Option<Value>,
     pub resource_requirements: Option<Value>,
@@ -149,9 +159,17 @@ pub(crate) struct RawLinuxParameters {
     pub init_process_enabled: Option<bool>,
     pub tmpfs: Option<Vec<RawTmpfs>>,
     pub shared_memory_size: Option<u64>,
-    pub devices: Option<Value>,
+    pub devices: Option<Vec<RawDevice>>,
     pub max_swap: Option<Value>,
     pub swappiness: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawDevice {
+    pub host_path: Option<String>,
+    pub container_path: Option<String>,
+    pub permissions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +192,13 @@ pub(crate) struct RawTmpfs {
 pub(crate) struct RawMountPoint {
     pub source_volume: Option<String>,
     pub container_path: Option<String>,
+    pub read_only: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawVolumesFrom {
+    pub source_container: Option<String>,
     pub read_only: Option<bool>,
 }
 

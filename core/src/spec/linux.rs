@@ -1,5 +1,5 @@
 //! Kernel-facing container settings: `linuxParameters` (capabilities, init, tmpfs,
-//! /dev/shm), `ulimits` and `systemControls`.
+//! /dev/shm; devices in `devices`), `ulimits` and `systemControls`.
 
 use std::collections::BTreeMap;
 
@@ -86,12 +86,6 @@ pub(crate) fn check_linux(
     }
     let refused = [
         (
-            "devices",
-            raw.devices
-                .as_ref()
-                .is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty())),
-        ),
-        (
             "maxSwap",
             raw.max_swap.as_ref().is_some_and(|v| !v.is_null()),
         ),
@@ -105,12 +99,18 @@ pub(crate) fn check_linux(
             p.push(format!("{at}.{field}"), "is not supported yet");
         }
     }
+    let devices = super::devices::check(
+        raw.devices.as_deref().unwrap_or_default(),
+        &format!("{at}.devices"),
+        p,
+    );
     LinuxParameters {
         cap_add,
         cap_drop,
         init_process_enabled: raw.init_process_enabled.unwrap_or(false),
         tmpfs,
         shared_memory_size_mib: raw.shared_memory_size,
+        devices,
     }
 }
 

@@ -31,19 +31,21 @@
 //! means GiB, as in ECS.
 //!
 //! Everything that would change behaviour but cannot be honoured is refused,
-//! naming the field: bridge/awsvpc networking, Fargate-only definitions, docker/EFS/
-//! FSx/EBS volumes, secrets and environment files, log drivers other than
-//! awslogs/json-file/local/none, FireLens, devices, swap settings, links, volumesFrom, GPUs,
+//! naming the field: bridge/awsvpc networking, Fargate-only definitions, docker volume drivers
+//! other than `local`, EFS/FSx/EBS volumes, secrets and environment files, log drivers other than
+//! awslogs/json-file/local/none, FireLens, swap settings, links, GPUs,
 //! privileged containers unless the agent's `allow_privileged` is set, and more.
 
 mod container;
 mod deps;
+mod devices;
 mod ecs;
 mod error;
 mod health;
 mod linux;
 mod logs;
 mod model;
+mod named_volume;
 mod names;
 mod net;
 mod netmode;
@@ -56,6 +58,7 @@ mod task;
 mod tests;
 mod units;
 mod unsupported;
+mod volumes_from;
 
 pub use error::{FieldProblem, SpecError};
 pub use model::*;

@@ -72,6 +72,21 @@ pub enum VolumeSource {
     HostPath(PathBuf),
     /// No host path: a directory owned by the task, removed with it.
     TaskScoped,
+    /// `dockerVolumeConfiguration` with the `local` driver.
+    Named(NamedVolume),
+}
+
+/// A `dockerVolumeConfiguration` volume (driver `local`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NamedVolume {
+    /// `scope`: `task` (removed with the task, the default) or `shared`.
+    pub shared: bool,
+    /// `autoprovision` (shared only): create the volume when it does not exist.
+    pub autoprovision: bool,
+    /// `driverOpts` `type=tmpfs`: mount a tmpfs with these options (from `o`).
+    pub tmpfs_options: Option<Vec<String>>,
+    /// `labels`.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One entry of `containerDefinitions`, checked.
@@ -114,6 +129,9 @@ pub struct ContainerDefinition {
     pub security: SecurityOptions,
     /// `mountPoints`.
     pub mount_points: Vec<MountPoint>,
+    /// `volumesFrom` (absent in records older than it); see [`TaskDefinition::mounts_of`].
+    #[serde(default)]
+    pub volumes_from: Vec<VolumesFrom>,
     /// `ulimits`.
     pub ulimits: Vec<Ulimit>,
     /// `systemControls`: sysctl name → value.
@@ -165,6 +183,7 @@ impl ContainerDefinition {
             linux: LinuxParameters::default(),
             security: SecurityOptions::default(),
             mount_points: vec![],
+            volumes_from: vec![],
             ulimits: vec![],
             system_controls: BTreeMap::new(),
             hostname: None,
@@ -203,6 +222,20 @@ pub struct LinuxParameters {
     pub tmpfs: Vec<Tmpfs>,
     /// `sharedMemorySize` in MiB (size of /dev/shm).
     pub shared_memory_size_mib: Option<u64>,
+    /// `devices` (absent in records older than it).
+    #[serde(default)]
+    pub devices: Vec<Device>,
+}
+
+/// One `linuxParameters.devices` entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Device {
+    /// `hostPath` (absolute); the agent refuses it unless it is a device node.
+    pub host_path: String,
+    /// `containerPath` (absolute; `hostPath` when not given).
+    pub container_path: String,
+    /// `permissions` as cgroup access letters, a non-empty subset of `rwm` in that order.
+    pub permissions: String,
 }
 
 /// The `dockerSecurityOptions` skerry honours (the others are refused).
@@ -233,6 +266,15 @@ pub struct MountPoint {
     /// `containerPath` (absolute).
     pub container_path: String,
     /// `readOnly`.
+    pub read_only: bool,
+}
+
+/// One `volumesFrom` entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VolumesFrom {
+    /// `sourceContainer`: another container of the task.
+    pub source_container: String,
+    /// `readOnly`: every inherited mount read-only.
     pub read_only: bool,
 }
 

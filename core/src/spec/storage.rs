@@ -26,11 +26,6 @@ pub(crate) fn volumes(raw: &[RawVolume], p: &mut Problems) -> Vec<Volume> {
         }
         let refused = [
             (
-                "dockerVolumeConfiguration",
-                &v.docker_volume_configuration,
-                "docker volume drivers are not available",
-            ),
-            (
                 "efsVolumeConfiguration",
                 &v.efs_volume_configuration,
                 "EFS is not available on the device",
@@ -48,18 +43,28 @@ pub(crate) fn volumes(raw: &[RawVolume], p: &mut Problems) -> Vec<Volume> {
         ];
         for (field, value, why) in refused {
             if value.as_ref().is_some_and(is_meaningful) {
-                p.push(
-                    format!("{at}.{field}"),
-                    format!("is not supported: {why}; use host.sourcePath"),
-                );
+                p.push(format!("{at}.{field}"), format!("is not supported: {why}"));
             }
         }
-        let source = match v.host.as_ref().and_then(|h| h.source_path.as_deref()) {
-            Some(path) => {
+        let host_path = v.host.as_ref().and_then(|h| h.source_path.as_deref());
+        let source = match (host_path, &v.docker_volume_configuration) {
+            (Some(_), Some(_)) => {
+                p.push(
+                    format!("{at}.dockerVolumeConfiguration"),
+                    "cannot be combined with host.sourcePath",
+                );
+                VolumeSource::TaskScoped
+            }
+            (None, Some(dv)) => VolumeSource::Named(super::named_volume::check(
+                dv,
+                &format!("{at}.dockerVolumeConfiguration"),
+                p,
+            )),
+            (Some(path), None) => {
                 p.check(format!("{at}.host.sourcePath"), check_absolute(path));
                 VolumeSource::HostPath(PathBuf::from(path))
             }
-            None => VolumeSource::TaskScoped,
+            (None, None) => VolumeSource::TaskScoped,
         };
         out.push(Volume { name, source });
     }

@@ -11,7 +11,7 @@ use super::ecs::RawTaskDefinition;
 use super::error::Problems;
 use super::model::{NamespaceMode, TaskDefinition};
 use super::names::validate_name;
-use super::{deps, netmode, storage, units, unsupported, ParseOptions};
+use super::{deps, netmode, storage, units, unsupported, volumes_from, ParseOptions};
 
 /// Checks a raw task definition, recording every problem in `p`.
 pub(crate) fn check(
@@ -120,6 +120,7 @@ pub(crate) fn check(
     }
     check_host_ports(&containers, p);
     deps::check_graph(&containers, p);
+    volumes_from::check_graph(&containers, p);
 
     TaskDefinition {
         family,

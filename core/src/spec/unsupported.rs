@@ -122,7 +122,7 @@ pub(crate) fn check_container(
 /// Fields that would change behaviour and that skerry cannot honour, with why.
 fn refused_fields(
     raw: &RawContainer,
-) -> [(&'static str, Option<&serde_json::Value>, &'static str); 11] {
+) -> [(&'static str, Option<&serde_json::Value>, &'static str); 10] {
     [
         (
             "environmentFiles",
@@ -133,11 +133,6 @@ fn refused_fields(
             "secrets",
             raw.secrets.as_ref(),
             "there is no IAM role on the device to read SSM or Secrets Manager",
-        ),
-        (
-            "volumesFrom",
-            raw.volumes_from.as_ref(),
-            "skerry does not share volumes between containers yet; mount the same volume in both",
         ),
         (
             "links",

@@ -38,11 +38,6 @@ fn unsupported_features_are_refused_naming_the_field() {
             "Secrets Manager",
         ),
         (
-            "volumesFrom",
-            json!([{ "sourceContainer": "data" }]),
-            "mount the same volume in both",
-        ),
-        (
             "repositoryCredentials",
             json!({ "credentialsParameter": "arn:aws:secretsmanager:x" }),
             "Secrets Manager",

@@ -136,13 +136,8 @@ fn shared_memory_size_is_checked() {
 }
 
 #[test]
-fn devices_and_swap_are_not_supported_yet() {
-    let cases = [
-        ("devices", json!([{ "hostPath": "/dev/ttyUSB0" }])),
-        ("maxSwap", json!(0)),
-        ("swappiness", json!(10)),
-    ];
-    for (field, value) in cases {
+fn swap_settings_are_not_supported_yet() {
+    for (field, value) in [("maxSwap", json!(0)), ("swappiness", json!(10))] {
         let task = generate_test_task_with_linux(json!({ field: value }));
         assert_refused(
             &task,
@@ -150,7 +145,77 @@ fn devices_and_swap_are_not_supported_yet() {
             "is not supported yet",
         );
     }
+}
+
+#[test]
+fn devices_map_to_paths_and_cgroup_access() {
+    let devices = json!([
+        { "hostPath": "/dev/ttyUSB0" },
+        { "hostPath": "/dev/i2c-1", "containerPath": "/dev/i2c", "permissions": ["write", "read"] }
+    ]);
+    let linux = parse_ok(&generate_test_task_with_linux(
+        json!({ "devices": devices }),
+    ))
+    .containers
+    .remove(0)
+    .linux;
+    assert_eq!(
+        linux.devices,
+        vec![
+            Device {
+                host_path: "/dev/ttyUSB0".into(),
+                container_path: "/dev/ttyUSB0".into(),
+                permissions: "rwm".into()
+            },
+            Device {
+                host_path: "/dev/i2c-1".into(),
+                container_path: "/dev/i2c".into(),
+                permissions: "rw".into()
+            },
+        ]
+    );
     parse_ok(&generate_test_task_with_linux(json!({ "devices": [] })));
+}
+
+#[test]
+fn devices_bad_entries_are_refused_by_path() {
+    let at = "containerDefinitions[0].linuxParameters.devices";
+    let cases = [
+        (
+            json!([{ "containerPath": "/dev/x" }]),
+            "[0].hostPath",
+            "is required",
+        ),
+        (
+            json!([{ "hostPath": "dev/ttyS0" }]),
+            "[0].hostPath",
+            "absolute",
+        ),
+        (
+            json!([{ "hostPath": "/dev/ttyS0", "containerPath": "tty" }]),
+            "[0].containerPath",
+            "absolute",
+        ),
+        (
+            json!([{ "hostPath": "/dev/ttyS0", "permissions": ["read", "execute"] }]),
+            "[0].permissions[1]",
+            "must be read, write or mknod, got \"execute\"",
+        ),
+        (
+            json!([{ "hostPath": "/dev/ttyS0", "permissions": [] }]),
+            "[0].permissions",
+            "at least one",
+        ),
+        (
+            json!([{ "hostPath": "/dev/ttyS0" }, { "hostPath": "/dev/ttyS1", "containerPath": "/dev/ttyS0" }]),
+            "[1].containerPath",
+            "already the path of devices[0]",
+        ),
+    ];
+    for (devices, path, reason) in cases {
+        let task = generate_test_task_with_linux(json!({ "devices": devices }));
+        assert_refused(&task, &format!("{at}{path}"), reason);
+    }
 }
 
 #[test]

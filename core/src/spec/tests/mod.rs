@@ -14,6 +14,7 @@ mod logs;
 mod network;
 mod realistic;
 mod task_refusals;
+mod volumes_from;
 
 /// A minimal valid container named `name`.
 fn generate_test_container(name: &str) -> Value {

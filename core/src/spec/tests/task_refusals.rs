@@ -63,7 +63,6 @@ fn namespace_modes_are_checked() {
 #[test]
 fn unsupported_volume_kinds_are_refused() {
     for field in [
-        "dockerVolumeConfiguration",
         "efsVolumeConfiguration",
         "fsxWindowsFileServerVolumeConfiguration",
     ] {
@@ -75,6 +74,80 @@ fn unsupported_volume_kinds_are_refused() {
         json!([{ "name": "v", "configuredAtLaunch": true }]),
     );
     assert_refused(&task, "volumes[0].configuredAtLaunch", "EBS");
+}
+
+#[test]
+fn docker_volumes_with_the_local_driver_are_accepted() {
+    let task = generate_test_task_with(
+        "volumes",
+        json!([
+            { "name": "t", "dockerVolumeConfiguration": { "scope": "task", "driver": "local", "labels": { "a": "b" } } },
+            { "name": "s", "dockerVolumeConfiguration": { "scope": "shared", "autoprovision": true } },
+            { "name": "m", "dockerVolumeConfiguration": { "driverOpts": { "type": "tmpfs", "device": "tmpfs", "o": "size=16m,mode=1777" } } }
+        ]),
+    );
+    let def = parse_ok(&task);
+    let named = |i: usize| match &def.volumes[i].source {
+        crate::spec::VolumeSource::Named(n) => n.clone(),
+        other => panic!("volumes[{i}] is {other:?}"),
+    };
+    assert!(!named(0).shared && named(0).tmpfs_options.is_none());
+    assert_eq!(named(0).labels.get("a").map(String::as_str), Some("b"));
+    assert!(named(1).shared && named(1).autoprovision);
+    assert_eq!(
+        named(2).tmpfs_options,
+        Some(vec!["size=16m".to_string(), "mode=1777".to_string()])
+    );
+}
+
+#[test]
+fn docker_volumes_other_drivers_and_options_are_refused_by_name() {
+    let at = "volumes[0].dockerVolumeConfiguration";
+    let cases = [
+        (
+            json!({ "driver": "rexray/ebs" }),
+            "driver",
+            "only the \"local\" driver",
+        ),
+        (json!({ "scope": "global" }), "scope", "got \"global\""),
+        (
+            json!({ "autoprovision": true }),
+            "autoprovision",
+            "scope \"shared\"",
+        ),
+        (
+            json!({ "driverOpts": { "type": "nfs" } }),
+            "driverOpts.type",
+            "only type \"tmpfs\"",
+        ),
+        (
+            json!({ "driverOpts": { "type": "none", "device": "/srv", "o": "bind" } }),
+            "driverOpts.device",
+            "host.sourcePath",
+        ),
+        (
+            json!({ "driverOpts": { "type": "tmpfs", "o": "size=1m,exec" } }),
+            "driverOpts.o",
+            "\"exec\" is not supported",
+        ),
+        (
+            json!({ "driverOpts": { "copy": "no" } }),
+            "driverOpts.copy",
+            "not a local driver option",
+        ),
+    ];
+    for (config, path, reason) in cases {
+        let task = generate_test_task_with(
+            "volumes",
+            json!([{ "name": "v", "dockerVolumeConfiguration": config }]),
+        );
+        assert_refused(&task, &format!("{at}.{path}"), reason);
+    }
+    let task = generate_test_task_with(
+        "volumes",
+        json!([{ "name": "v", "host": { "sourcePath": "/srv" }, "dockerVolumeConfiguration": {} }]),
+    );
+    assert_refused(&task, at, "cannot be combined with host.sourcePath");
 }
 
 #[test]
