@@ -59,6 +59,11 @@ impl TimeFloor {
         wall_now_secs().max(self.floor.load(Ordering::Relaxed))
     }
 
+    /// The floor itself: build time, or the newest time a connection proved good.
+    pub fn floor_secs(&self) -> u64 {
+        self.floor.load(Ordering::Relaxed)
+    }
+
     /// Whether the system clock is behind the floor (not set, on a board without RTC).
     pub fn clock_behind(&self) -> bool {
         wall_now_secs() < self.floor.load(Ordering::Relaxed)
@@ -70,6 +75,10 @@ impl TimeFloor {
         let now = self.now_secs();
         self.floor.fetch_max(now, Ordering::Relaxed);
         if let Some(p) = &self.path {
+            // The fleet directory may not exist yet on the first connection.
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
             if let Err(e) = crate::store::atomic::write_atomic(p, format!("{now}\n").as_bytes()) {
                 tracing::warn!(file = %p.display(), error = %e, "time floor not persisted");
             }

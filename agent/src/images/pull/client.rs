@@ -18,7 +18,9 @@ use reqwest::{Response, StatusCode};
 use super::auth::Credentials;
 use super::PullError;
 
-/// The agent's time floor: a clock before it (2025-01-01) is not set.
+/// The lowest time floor: a clock before it (2025-01-01) is not set. The agent raises it
+/// to the fleet link's floor (build time, or the newest time a broker connection
+/// proved: `sync::timefloor`), so pulls and the link agree on "clock not set".
 pub const TIME_FLOOR_SECS: u64 = 1_735_689_600;
 
 /// The manifest media types skerry asks for.
@@ -37,6 +39,8 @@ pub struct Endpoint {
     pub ca_pem: Option<Vec<u8>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// A TLS registry is not tried with the clock before this (seconds since the epoch).
+    pub clock_floor_secs: u64,
 }
 
 /// A logged-in view of one repository.
@@ -51,6 +55,7 @@ pub(crate) struct Registry {
     pub(crate) repository: String,
     base: String,
     tls: bool,
+    clock_floor_secs: u64,
 }
 
 /// Installs ring as rustls' process-wide provider (once; the MQTT link does the same).
@@ -121,6 +126,7 @@ impl Registry {
             repository: repository.to_owned(),
             base: format!("{scheme}://{api_host}/v2/{repository}"),
             tls: !endpoint.insecure,
+            clock_floor_secs: endpoint.clock_floor_secs.max(TIME_FLOOR_SECS),
         })
     }
 
@@ -308,17 +314,17 @@ impl Registry {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        clock_check(&self.host, now)
+        clock_check(&self.host, now, self.clock_floor_secs)
     }
 }
 
 /// `ClockNotSet` if `now_secs` is before the time floor.
-fn clock_check(registry: &str, now_secs: u64) -> Result<(), PullError> {
-    if now_secs < TIME_FLOOR_SECS {
+fn clock_check(registry: &str, now_secs: u64, floor_secs: u64) -> Result<(), PullError> {
+    if now_secs < floor_secs {
         return Err(PullError::ClockNotSet {
             registry: registry.to_owned(),
             now_secs,
-            floor_secs: TIME_FLOOR_SECS,
+            floor_secs,
         });
     }
     Ok(())
@@ -335,9 +341,12 @@ mod tests {
 
     #[test]
     fn client_clock_at_1970_is_reported_once_not_retried() {
-        let err = clock_check("r.example", 3600).expect_err("1970");
+        let err = clock_check("r.example", 3600, TIME_FLOOR_SECS).expect_err("1970");
         assert!(err.to_string().starts_with("system clock not set"), "{err}");
         assert!(!err.is_transient(), "a clock error must not be retried");
-        assert!(clock_check("r.example", TIME_FLOOR_SECS + 1).is_ok());
+        assert!(clock_check("r.example", TIME_FLOOR_SECS + 1, TIME_FLOOR_SECS).is_ok());
+        // The fleet link's floor counts: a clock behind it is not set either.
+        let link_floor = TIME_FLOOR_SECS + 86_400 * 365;
+        assert!(clock_check("r.example", TIME_FLOOR_SECS + 1, link_floor).is_err());
     }
 }

@@ -100,6 +100,8 @@ pub struct PullOptions {
     pub give_up_after: Option<u32>,
     pub cancel: Arc<AtomicBool>,
     pub progress: Option<Progress>,
+    /// A TLS pull with the clock before this fails at once: "system clock not set".
+    pub clock_floor_secs: u64,
 }
 
 impl PullOptions {
@@ -120,6 +122,11 @@ impl PullOptions {
             give_up_after: None,
             cancel: Arc::default(),
             progress: None,
+            // The fleet link's floor (build time, or what a broker connection proved).
+            clock_floor_secs: crate::sync::timefloor::TimeFloor::load(Some(
+                cfg.state_dir.join("fleet").join("time-floor"),
+            ))
+            .floor_secs(),
         }
     }
 
@@ -198,6 +205,7 @@ impl ImageStore {
             ca_pem,
             connect_timeout: opts.connect_timeout,
             read_timeout: opts.read_timeout,
+            clock_floor_secs: opts.clock_floor_secs,
         };
         let creds = credentials_for(&host, configured, opts.docker_config.as_deref())?;
         let reg = Registry::new(&endpoint, &repository, creds)?;

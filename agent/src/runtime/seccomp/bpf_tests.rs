@@ -120,7 +120,8 @@ fn cap_sets() -> Vec<Vec<String>> {
 /// the profile and the tables would deny one of these.
 #[test]
 fn seccomp_everyday_syscalls_are_allowed_by_number() {
-    let everyday: [(HostArch, u32, &[(&str, u32)]); 3] = [
+    type Calls = &'static [(&'static str, u32)];
+    let everyday: [(HostArch, u32, Calls); 3] = [
         (
             HostArch::Arm64,
             0xc000_00b7,
