@@ -43,6 +43,8 @@ pub struct BundleInputs<'a> {
     /// PID/IPC namespaces of the task's first container, for `pidMode`/`ipcMode` `task`.
     pub task_pid_ns: Option<PathBuf>,
     pub task_ipc_ns: Option<PathBuf>,
+    /// The container's bind-mounted network namespace (bridge mode).
+    pub netns: Option<PathBuf>,
 }
 
 /// The cgroup path of a container (absolute, under skerry's own subtree).
@@ -182,8 +184,17 @@ pub fn build_spec(inp: &BundleInputs<'_>) -> Result<oci_spec::runtime::Spec, Run
 fn linux_section(inp: &BundleInputs<'_>) -> Result<Value, RuntimeError> {
     let c = inp.container;
     let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "uts"})];
-    if inp.task.network_mode == NetworkMode::None {
-        namespaces.push(json!({"type": "network"}));
+    match (inp.task.network_mode, &inp.netns) {
+        (NetworkMode::Host, _) => {}
+        (NetworkMode::Bridge, Some(path)) => {
+            namespaces.push(json!({"type": "network", "path": path}))
+        }
+        (NetworkMode::Bridge, None) => {
+            return Err(RuntimeError::Spec(
+                "internal: a bridged container has no network namespace".into(),
+            ))
+        }
+        (NetworkMode::None, _) => namespaces.push(json!({"type": "network"})),
     }
     push_ns(
         &mut namespaces,

@@ -39,8 +39,11 @@ pub struct TaskDefinition {
 /// `networkMode` values skerry supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NetworkMode {
-    /// Share the host's network namespace (ECS `host`; also the default here).
+    /// Share the host's network namespace (ECS `host`).
     Host,
+    /// A network namespace per container on skerry's bridge, with published ports
+    /// (ECS `bridge`, the default when `networkMode` is omitted).
+    Bridge,
     /// A private network namespace with only loopback (ECS `none`).
     None,
 }
@@ -128,8 +131,11 @@ pub struct ContainerDefinition {
     pub dns_search_domains: Vec<String>,
     /// `dockerLabels`, kept as labels.
     pub labels: BTreeMap<String, String>,
-    /// `portMappings` (informational in host mode).
+    /// `portMappings` (informational in host mode, published in bridge mode).
     pub port_mappings: Vec<PortMapping>,
+    /// `links` (bridge mode): (container, alias) pairs resolvable in /etc/hosts.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
     /// `dependsOn`.
     pub depends_on: Vec<Dependency>,
     /// `healthCheck`.
@@ -173,6 +179,7 @@ impl ContainerDefinition {
             dns_search_domains: vec![],
             labels: BTreeMap::new(),
             port_mappings: vec![],
+            links: vec![],
             depends_on: vec![],
             health_check: None,
             restart_policy: None,
@@ -252,7 +259,8 @@ pub struct Ulimit {
 pub struct PortMapping {
     /// `containerPort`.
     pub container_port: u16,
-    /// `hostPort` (equals containerPort in host mode).
+    /// `hostPort` (equals containerPort in host mode; `None` in bridge mode: a
+    /// dynamic port the agent picks).
     pub host_port: Option<u16>,
     /// `protocol`: `tcp` or `udp`.
     pub protocol: String,

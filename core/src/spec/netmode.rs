@@ -44,13 +44,10 @@ pub(crate) fn check(
             refused: false,
         },
         Some("awsvpc") if fargate_only => refused(NetworkMode::Host),
-        Some("bridge") => {
-            p.push(
-                "networkMode",
-                "\"bridge\" is not supported yet: skerry runs host or none networking; use \"networkMode\": \"host\" (each hostPort must then equal its containerPort)",
-            );
-            refused(NetworkMode::Host)
-        }
+        Some("bridge") => NetworkChoice {
+            mode: NetworkMode::Bridge,
+            refused: false,
+        },
         Some("awsvpc") => {
             p.push(
                 "networkMode",
@@ -61,7 +58,7 @@ pub(crate) fn check(
         Some(other) => {
             p.push(
                 "networkMode",
-                format!("{other:?} is not supported: skerry runs host or none networking"),
+                format!("{other:?} is not supported: skerry runs bridge, host or none networking"),
             );
             refused(NetworkMode::Host)
         }
