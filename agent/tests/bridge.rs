@@ -284,6 +284,8 @@ fn bridge_published_port_from_loopback_and_netns_survives_kill9_and_leaves_nothi
         assert!(link_index(v).is_none(), "veth {v} left behind");
     }
     assert!(!table_exists(&fp.table), "table {} left behind", fp.table);
+    let dir = fp.netns[0].parent().expect("netns dir");
+    assert!(!dir.exists(), "{} left behind", dir.display());
     assert!(TcpStream::connect_timeout(
         &(Ipv4Addr::LOCALHOST, port).into(),
         Duration::from_secs(1)

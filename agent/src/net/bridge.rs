@@ -144,6 +144,8 @@ impl BridgeNet {
         self.unclaim(task, &net);
         let path = dir.join(super::tasknet::NETWORK_FILE);
         std::fs::remove_file(&path).map_err(|e| NetError::io(&path, e))?;
+        // The agent's namespace directory goes with its last namespace.
+        let _ = std::fs::remove_dir(&self.inner.netns_dir);
         self.apply_table()?;
         tracing::info!(task, "bridge network released");
         Ok(())
