@@ -17,14 +17,15 @@ use std::time::{Duration, Instant};
 use common::{task_container, TestEnv};
 use serde_json::Value;
 
-/// A web container (httpd serving `/i`) published on `host_port` (0: dynamic), and
+/// A web container (httpd serving `/i`, published on `host_port`, 0: dynamic; an
+/// echo server on 7, published on a dynamic port), and
 /// a client that fetches it by name and by link alias, then stays up.
 fn web_task(family: &str, host_port: u16, extra: &str) -> String {
     format!(
         r#"{{"family": "{family}", "containerDefinitions": [
   {{"name": "web", "image": "busybox:latest", "memory": 32, "stopTimeout": 2{extra},
-    "command": ["sh", "-c", "echo hello-$HOSTNAME > /tmp/i; exec httpd -f -p 80 -h /tmp"],
-    "portMappings": [{{"containerPort": 80, "hostPort": {host_port}}}]}},
+    "command": ["sh", "-c", "echo hello-$HOSTNAME > /tmp/i; nc -ll -p 7 -e cat & exec httpd -f -p 80 -h /tmp"],
+    "portMappings": [{{"containerPort": 80, "hostPort": {host_port}}}, {{"containerPort": 7}}]}},
   {{"name": "cli", "image": "busybox:latest", "memory": 32, "stopTimeout": 2, "essential": false,
     "links": ["web:www"],
     "command": ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://www/i && wget -qO- http://web/i && break; sleep 0.5; done; exec sleep 3600"]}}
@@ -183,7 +184,11 @@ fn table_exists(table: &str) -> bool {
 }
 
 fn host_port(st: &Value, task: &str) -> u16 {
-    task_container(st, task, "web")["network_bindings"][0]["hostPort"]
+    binding(st, task, 0)
+}
+
+fn binding(st: &Value, task: &str, i: usize) -> u16 {
+    task_container(st, task, "web")["network_bindings"][i]["hostPort"]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .unwrap_or(0)
@@ -241,7 +246,20 @@ fn bridge_published_port_from_loopback_and_netns_survives_kill9_and_leaves_nothi
         .expect("hosts");
     assert!(hosts.lines().any(|l| l.ends_with("\tweb www")), "{hosts}");
 
-    // kill -9 and restart: the same namespaces and links, the port still answers.
+    // kill -9 and restart: the same namespaces and links, the port still answers and
+    // a connection made before goes on working.
+    let echo_port = binding(&st, "brweb", 1);
+    assert!(echo_port != 0 && echo_port != port, "{st:#}");
+    let mut echo = TcpStream::connect((Ipv4Addr::LOCALHOST, echo_port)).expect("echo connect");
+    echo.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut round_trip = |text: &str| {
+        echo.write_all(text.as_bytes()).expect("echo write");
+        let mut buf = vec![0u8; text.len()];
+        echo.read_exact(&mut buf).expect("echo read");
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    assert_eq!(round_trip("before\n"), "before\n");
     let net = network(&env, "brweb");
     let fp = footprint(&net);
     let ino = |p: &PathBuf| {
@@ -272,6 +290,7 @@ fn bridge_published_port_from_loopback_and_netns_survives_kill9_and_leaves_nothi
         "veths kept"
     );
     assert_eq!(network(&env, "brweb"), net, "allocation kept");
+    assert_eq!(round_trip("after\n"), "after\n", "the connection survived");
 
     // Stop: nothing is left.
     assert!(table_exists(&fp.table), "{} before the stop", fp.table);

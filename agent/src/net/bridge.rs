@@ -203,8 +203,13 @@ impl BridgeNet {
                 }
             }
         }
-        if let Err(e) = self.apply_table() {
-            tracing::error!(table = %self.inner.table, error = %e, "rebuilding the bridge rules failed");
+        match self.apply_table() {
+            Ok(()) => {}
+            // Host and none networking need no nf_tables: nothing to remove there.
+            Err(NetError::MissingFeature(_)) if records.is_empty() => {}
+            Err(e) => {
+                tracing::error!(table = %self.inner.table, error = %e, "rebuilding the bridge rules failed")
+            }
         }
         removed
     }
