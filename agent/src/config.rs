@@ -590,6 +590,29 @@ mod tests {
     }
 
     #[test]
+    fn config_bridge_name_and_subnet_are_checked() {
+        let e = err("[bridge]\nsubnet = \"172.17.0.0/24\"");
+        assert!(
+            e.contains("bridge.subnet: 172.17.0.0/24 overlaps Docker"),
+            "{e}"
+        );
+        let e = err("[bridge]\nsubnet = \"10.1.0.1/24\"");
+        assert!(
+            e.contains("bridge.subnet: 10.1.0.1/24: host bits are set"),
+            "{e}"
+        );
+        let e = err("[bridge]\nname = \"Skerry-bridge-zero\"");
+        assert!(e.contains("bridge.name: must be 1 to 15"), "{e}");
+        let c =
+            AgentConfig::from_toml_str("[bridge]\nname = \"br-edge\"\nsubnet = \"10.50.0.0/16\"")
+                .unwrap();
+        assert_eq!(
+            c.bridge.subnet().unwrap().gateway().to_string(),
+            "10.50.0.1"
+        );
+    }
+
+    #[test]
     fn config_shipped_file_is_default() {
         assert_eq!(
             AgentConfig::from_toml_str(SHIPPED).unwrap(),
