@@ -134,7 +134,8 @@ pub struct ContainerDefinition {
     /// `portMappings` (informational in host mode, published in bridge mode).
     pub port_mappings: Vec<PortMapping>,
     /// `links` (bridge mode): (container, alias) pairs resolvable in /etc/hosts.
-    #[serde(default)]
+    /// Not serialized when empty, so definitions without links keep their digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<(String, String)>,
     /// `dependsOn`.
     pub depends_on: Vec<Dependency>,
