@@ -63,7 +63,7 @@ fn main() {
 
     // Prepare one bundle with skerry (rootfs stays mounted with --keep).
     let task = dir.path().join("true.json");
-    std::fs::write(&task, r#"{"family": "bench", "containerDefinitions": [{"name": "main", "image": "busybox", "memory": 32, "command": ["/bin/true"]}]}"#).expect("task");
+    std::fs::write(&task, r#"{"family": "bench", "networkMode": "host", "containerDefinitions": [{"name": "main", "image": "busybox", "memory": 32, "command": ["/bin/true"]}]}"#).expect("task");
     must(
         sk(&["run", "--keep", "--name", "bench"])
             .arg(&task)
@@ -167,6 +167,43 @@ fn main() {
         }
     }
     let _ = sk(&["stop", "bench"]).stdout(Stdio::null()).status();
+
+    // The whole `skerry run` (create: rootfs, bundle, network; start; wait; delete) of
+    // /bin/true, host vs bridge networking (bridge: a namespace, veth, address, one
+    // published port, skerry's table rebuilt at create and at delete).
+    println!("skerry run of busybox /bin/true (create→start→wait→delete), {RUNS} runs");
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>12}",
+        "network", "min ms", "median ms", "p90 ms", "median/host"
+    );
+    let mut host_median = 0.0;
+    for (mode, ports) in [
+        ("host", ""),
+        ("bridge", r#", "portMappings": [{"containerPort": 80}]"#),
+    ] {
+        let task = dir.path().join(format!("{mode}.json"));
+        std::fs::write(&task, format!(r#"{{"family": "bench", "networkMode": "{mode}", "containerDefinitions": [{{"name": "main", "image": "busybox", "memory": 32, "command": ["/bin/true"]{ports}}}]}}"#)).expect("task");
+        let name = format!("run-{mode}");
+        let t = measure(|_| {
+            must(
+                sk(&["run", "--name", &name])
+                    .arg(&task)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success()),
+                "skerry run",
+            )
+        });
+        let (min, med, p90) = stats(&t);
+        if mode == "host" {
+            host_median = med;
+        }
+        println!(
+            "{mode:<8} {min:>9.2} {med:>9.2} {p90:>9.2} {:>12.2}",
+            med / host_median
+        );
+    }
 
     // Peak RSS of `skerry run` for the hello task: runner + monitor (VmHWM).
     let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello.json");

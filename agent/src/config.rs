@@ -21,6 +21,9 @@
 //! max_files = 3                   # 1..=100
 //! [outbox]
 //! max_bytes = 8388608             # >= 65536
+//! [bridge]                        # networkMode bridge (the ECS default)
+//! name = "skerry0"                # 1-15 of a-z 0-9 - _
+//! subnet = "10.203.0.0/24"        # /16../29, not Docker's 172.17.0.0/16
 //! [mqtt]                          # broker sync: see crate::sync::config
 //! [images]                        # pulls and image GC: see `config::images`
 //! [registries."host:port"]        # credentials, insecure, ca_file
@@ -132,6 +135,8 @@ pub struct AgentConfig {
     pub logs: LogConfig,
     /// Reports kept on disk until delivered.
     pub outbox: OutboxConfig,
+    /// `networkMode: bridge`: the bridge and its subnet.
+    pub bridge: BridgeConfig,
     /// Broker sync; `None` is the embedded default: standalone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttConfig>,
@@ -150,6 +155,35 @@ pub struct LogConfig {
     pub max_file_bytes: u64,
     /// Rotated files kept per stream, the live one included (1..=100).
     pub max_files: u32,
+}
+
+/// `[bridge]`: the bridge bridged containers hang off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BridgeConfig {
+    /// The bridge's link name (1–15 of `a-z 0-9 - _`).
+    pub name: String,
+    /// Its IPv4 subnet; the first address is the bridge's (the containers' gateway).
+    pub subnet: String,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        Self {
+            name: "skerry0".into(),
+            subnet: skerry_core::bridge::DEFAULT_SUBNET.into(),
+        }
+    }
+}
+
+impl BridgeConfig {
+    /// The checked subnet.
+    pub fn subnet(&self) -> Result<skerry_core::bridge::Subnet, ConfigError> {
+        skerry_core::bridge::Subnet::parse(&self.subnet).map_err(|e| ConfigError::Invalid {
+            key: "bridge.subnet",
+            reason: e.to_string(),
+        })
+    }
 }
 
 /// `[outbox]`: reports (events) kept on disk, in order, until delivered; also the
@@ -195,6 +229,7 @@ impl Default for AgentConfig {
             watchdog: true,
             logs: LogConfig::default(),
             outbox: OutboxConfig::default(),
+            bridge: BridgeConfig::default(),
             mqtt: None,
             images: ImagesConfig::default(),
             registries: std::collections::BTreeMap::new(),
@@ -324,6 +359,19 @@ impl AgentConfig {
                 format!("must be at least 65536, got {}", self.outbox.max_bytes),
             );
         }
+        let name = &self.bridge.name;
+        if name.is_empty()
+            || name.len() > 15
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return invalid(
+                "bridge.name",
+                format!("must be 1 to 15 of a-z, 0-9, - and _, got {name:?}"),
+            );
+        }
+        self.bridge.subnet()?;
         images::validate(&self.images, &self.registries)?;
         if let Some(m) = &self.mqtt {
             m.validate()
@@ -539,6 +587,29 @@ mod tests {
         std::fs::write(&path, big).unwrap();
         let e = AgentConfig::load(&path).unwrap_err();
         assert!(matches!(e, ConfigError::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn config_bridge_name_and_subnet_are_checked() {
+        let e = err("[bridge]\nsubnet = \"172.17.0.0/24\"");
+        assert!(
+            e.contains("bridge.subnet: 172.17.0.0/24 overlaps Docker"),
+            "{e}"
+        );
+        let e = err("[bridge]\nsubnet = \"10.1.0.1/24\"");
+        assert!(
+            e.contains("bridge.subnet: 10.1.0.1/24: host bits are set"),
+            "{e}"
+        );
+        let e = err("[bridge]\nname = \"Skerry-bridge-zero\"");
+        assert!(e.contains("bridge.name: must be 1 to 15"), "{e}");
+        let c =
+            AgentConfig::from_toml_str("[bridge]\nname = \"br-edge\"\nsubnet = \"10.50.0.0/16\"")
+                .unwrap();
+        assert_eq!(
+            c.bridge.subnet().unwrap().gateway().to_string(),
+            "10.50.0.1"
+        );
     }
 
     #[test]

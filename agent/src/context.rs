@@ -63,6 +63,11 @@ impl Context {
             log_max_files: self.config.logs.max_files,
             pids_limit: self.config.default_pids_limit,
             seccomp: self.config.seccomp,
+            bridge: crate::net::bridge::BridgeNet::new(
+                self.layout.clone(),
+                &self.config.bridge.name,
+                self.config.bridge.subnet()?,
+            ),
         }))
     }
 

@@ -576,8 +576,8 @@ fn bad_input_is_refused_with_the_field_and_changes_nothing() {
     );
     assert_refused(
         &env,
-        "bridge",
-        r#"{"family": "b", "networkMode": "bridge", "containerDefinitions": [{"name": "m", "image": "busybox"}]}"#,
+        "awsvpc",
+        r#"{"family": "b", "networkMode": "awsvpc", "containerDefinitions": [{"name": "m", "image": "busybox", "memory": 32}]}"#,
         "networkMode",
     );
     assert_refused(

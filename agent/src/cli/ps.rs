@@ -1,6 +1,7 @@
 //! `skerry ps`: tasks and their containers, from the state directory, with the ECS
 //! health status the agent's supervisor last recorded (`supervisor/status.json`) and
 //! each task's revision as events name it (ECS number and/or content digest prefix).
+//! Bridged containers show their published ports (`PORTS`, ECS `networkBindings`).
 //! Output follows [`super::output`]: a table, or `--output json`.
 
 use serde::Serialize;
@@ -30,6 +31,8 @@ struct PsRow {
     /// ECS health status, or `null` without an agent or a health check.
     health: Option<String>,
     image: String,
+    /// Published ports (bridge mode), ECS `networkBindings`.
+    network_bindings: Vec<crate::net::tasknet::Binding>,
     /// When the task was created (RFC 3339).
     created: String,
     #[serde(skip)]
@@ -49,6 +52,7 @@ impl Row for PsRow {
         Column::left("HEALTH"),
         Column::right("AGE"),
         Column::left("IMAGE"),
+        Column::left("PORTS"),
     ];
 
     fn cells(&self) -> Vec<String> {
@@ -63,6 +67,15 @@ impl Row for PsRow {
             or_dash(self.health.clone()),
             age_since(self.created_ms, self.now_ms),
             self.image.clone(),
+            if self.network_bindings.is_empty() {
+                "-".to_string()
+            } else {
+                self.network_bindings
+                    .iter()
+                    .map(|b| b.display())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
         ]
     }
 }
@@ -83,6 +96,9 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
             }
         };
         let revision = rec.definition.revision_id().to_string();
+        let net = crate::net::tasknet::TaskNet::load(&ctx.layout.task(&id))
+            .ok()
+            .flatten();
         for (name, st) in task_states(&runtime, &rec) {
             let image = rec
                 .definition
@@ -114,6 +130,11 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
             let health = status["tasks"][&id]["containers"][&name]["health"]
                 .as_str()
                 .map(str::to_string);
+            let network_bindings = net
+                .as_ref()
+                .and_then(|n| n.container(&name))
+                .map(|c| c.bindings.clone())
+                .unwrap_or_default();
             rows.push(PsRow {
                 task: id.clone(),
                 revision: revision.clone(),
@@ -122,6 +143,7 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
                 pid,
                 exit_code,
                 health,
+                network_bindings,
                 image,
                 created: rfc3339(rec.created_at_ms),
                 created_ms: rec.created_at_ms,

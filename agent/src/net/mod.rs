@@ -4,13 +4,16 @@
 //! ([`plumb`]) and skerry's nf_tables NAT table ([`nft`]). Address and host-port choices are pure and live in
 //! `skerry_core::bridge`.
 //!
-//! Status: tested on their own (`cargo test -p skerry --lib net::`); not yet wired
-//! into the runtime, so `networkMode: bridge` is still refused by the spec parser.
+//! [`bridge`] puts them together for the runtime: a task's allocation
+//! ([`tasknet`], host-wide [`claims`]), attach, release and the start-up sweep.
 
+pub mod bridge;
+pub mod claims;
 pub mod netns;
 pub mod nft;
 pub mod plumb;
 pub mod rtnl;
+pub mod tasknet;
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +35,14 @@ pub enum NetError {
     NoLink(String),
     #[error("the kernel has no {0} support (module not loaded?)")]
     MissingFeature(&'static str),
+    #[error("{0}: {1}")]
+    Record(PathBuf, String),
+    #[error("host port {0} is taken by {1}")]
+    PortTaken(String, String),
+    #[error("host port {0} is in use on this host (something else is bound to it)")]
+    PortInUse(String),
+    #[error("{0}")]
+    Exhausted(String),
 }
 
 impl NetError {

@@ -37,7 +37,8 @@ use super::NetError;
 /// How long to wait for the kernel's answer to a batch.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The table skerry owns.
+/// The table skerry owns by default (an agent with another state directory owns
+/// `skerry-<hash>`).
 pub const TABLE: &str = "skerry";
 
 /// One published port.
@@ -159,10 +160,10 @@ fn dnat_rule(d: &Dnat) -> Vec<Expressions> {
     e
 }
 
-fn chain(name: &str, hook: InetHookNumber, priority: i32) -> NfTablesMessage {
+fn chain(table: &str, name: &str, hook: InetHookNumber, priority: i32) -> NfTablesMessage {
     NfTablesMessage::NewChain(ChainMessage {
         attributes: vec![
-            ChainAttribute::Table(TABLE.into()),
+            ChainAttribute::Table(table.into()),
             ChainAttribute::Name(name.into()),
             ChainAttribute::Type("nat".into()),
             ChainAttribute::Hook(vec![
@@ -174,19 +175,19 @@ fn chain(name: &str, hook: InetHookNumber, priority: i32) -> NfTablesMessage {
     })
 }
 
-fn rule(chain: &str, exprs: Vec<Expressions>) -> NfTablesMessage {
+fn rule(table: &str, chain: &str, exprs: Vec<Expressions>) -> NfTablesMessage {
     NfTablesMessage::NewRule(RuleMessage {
         attributes: vec![
-            RuleAttribute::Table(TABLE.into()),
+            RuleAttribute::Table(table.into()),
             RuleAttribute::Chain(chain.into()),
             RuleAttribute::Expressions(exprs.into_iter().map(Into::into).collect()),
         ],
     })
 }
 
-fn table_msg(create: bool) -> NfTablesMessage {
+fn table_msg(table: &str, create: bool) -> NfTablesMessage {
     let t = TableMessage {
-        attributes: vec![TableAttribute::Name(TABLE.into())],
+        attributes: vec![TableAttribute::Name(table.into())],
     };
     if create {
         NfTablesMessage::NewTable(t)
@@ -196,16 +197,19 @@ fn table_msg(create: bool) -> NfTablesMessage {
 }
 
 /// The batch that replaces the table with `rs` (or only deletes it).
-fn batch(rs: Option<&Ruleset>) -> Vec<(NfTablesMessage, u16)> {
-    let mut m = vec![(table_msg(true), NLM_F_CREATE), (table_msg(false), 0)];
+fn batch(table: &str, rs: Option<&Ruleset>) -> Vec<(NfTablesMessage, u16)> {
+    let mut m = vec![
+        (table_msg(table, true), NLM_F_CREATE),
+        (table_msg(table, false), 0),
+    ];
     let Some(rs) = rs else { return m };
-    m.push((table_msg(true), NLM_F_CREATE));
+    m.push((table_msg(table, true), NLM_F_CREATE));
     for (name, hook, prio) in [
         ("prerouting", InetHookNumber::PreRouting, -100),
         ("output", InetHookNumber::LocalOut, -100),
         ("postrouting", InetHookNumber::PostRouting, 100),
     ] {
-        m.push((chain(name, hook, prio), NLM_F_CREATE));
+        m.push((chain(table, name, hook, prio), NLM_F_CREATE));
     }
     let add = NLM_F_CREATE | NLM_F_APPEND;
     let subnet = net(rs.subnet, rs.prefix);
@@ -220,7 +224,7 @@ fn batch(rs: Option<&Ruleset>) -> Vec<(NfTablesMessage, u16)> {
         cmp(Operator::NotEqual, subnet.clone()),
     ]);
     out.push(masquerade());
-    m.push((rule("postrouting", out), add));
+    m.push((rule(table, "postrouting", out), add));
     let mut lo = vec![
         payload(1, 12, 4),
         masked(8),
@@ -232,25 +236,25 @@ fn batch(rs: Option<&Ruleset>) -> Vec<(NfTablesMessage, u16)> {
         cmp(Operator::Equal, subnet),
     ]);
     lo.push(masquerade());
-    m.push((rule("postrouting", lo), add));
+    m.push((rule(table, "postrouting", lo), add));
     for d in &rs.dnat {
         for c in ["prerouting", "output"] {
             let mut e = fib_daddr_local();
             e.extend(dnat_rule(d));
-            m.push((rule(c, e), add));
+            m.push((rule(table, c, e), add));
         }
     }
     m
 }
 
-/// Replaces skerry's table with `rs` in one transaction.
-pub fn apply(rs: &Ruleset) -> Result<(), NetError> {
-    send_batch(&batch(Some(rs)))
+/// Replaces skerry's table `table` with `rs` in one transaction.
+pub fn apply(table: &str, rs: &Ruleset) -> Result<(), NetError> {
+    send_batch(&batch(table, Some(rs)))
 }
 
-/// Deletes skerry's table (fine when there is none).
-pub fn remove() -> Result<(), NetError> {
-    send_batch(&batch(None))
+/// Deletes skerry's table `table` (fine when there is none).
+pub fn remove(table: &str) -> Result<(), NetError> {
+    send_batch(&batch(table, None))
 }
 
 fn send_batch(msgs: &[(NfTablesMessage, u16)]) -> Result<(), NetError> {

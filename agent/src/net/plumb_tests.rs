@@ -195,8 +195,8 @@ fn net_published_ports_answer_from_host_loopback_and_another_namespace() {
                 },
             ],
         };
-        nft::apply(&rules).expect("nft apply");
-        nft::apply(&rules).expect("nft apply again (replaces)");
+        nft::apply(nft::TABLE, &rules).expect("nft apply");
+        nft::apply(nft::TABLE, &rules).expect("nft apply again (replaces)");
 
         // Host loopback: DNAT in output, masqueraded to the bridge address.
         let got = fetch(SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -216,8 +216,8 @@ fn net_published_ports_answer_from_host_loopback_and_another_namespace() {
         });
         assert_eq!(echoed, b"ping");
 
-        nft::remove().expect("nft remove");
-        nft::remove().expect("nft remove again");
+        nft::remove(nft::TABLE).expect("nft remove");
+        nft::remove(nft::TABLE).expect("nft remove again");
         let refused = in_ns(&client_ns, || TcpStream::connect(via).is_err());
         assert!(refused, "port still published after the table was removed");
         detach(&mut rt, &ctr).expect("detach");

@@ -47,6 +47,8 @@ pub struct BundleInputs<'a> {
     pub task_ipc_ns: Option<PathBuf>,
     /// `linuxParameters.devices`, resolved on the host.
     pub devices: Vec<HostDevice>,
+    /// The container's bind-mounted network namespace (bridge mode).
+    pub netns: Option<PathBuf>,
 }
 
 /// The cgroup path of a container (absolute, under skerry's own subtree).
@@ -184,8 +186,17 @@ pub fn build_spec(inp: &BundleInputs<'_>) -> Result<oci_spec::runtime::Spec, Run
 fn linux_section(inp: &BundleInputs<'_>) -> Result<Value, RuntimeError> {
     let c = inp.container;
     let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "uts"})];
-    if inp.task.network_mode == NetworkMode::None {
-        namespaces.push(json!({"type": "network"}));
+    match (inp.task.network_mode, &inp.netns) {
+        (NetworkMode::Host, _) => {}
+        (NetworkMode::Bridge, Some(path)) => {
+            namespaces.push(json!({"type": "network", "path": path}))
+        }
+        (NetworkMode::Bridge, None) => {
+            return Err(RuntimeError::Spec(
+                "internal: a bridged container has no network namespace".into(),
+            ))
+        }
+        (NetworkMode::None, _) => namespaces.push(json!({"type": "network"})),
     }
     push_ns(
         &mut namespaces,

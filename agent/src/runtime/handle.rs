@@ -16,13 +16,15 @@ use skerry_core::spec::{
 use super::bundle::{build_spec, cgroup_path, BundleInputs};
 use super::caps::effective_capabilities;
 use super::cgroup::{apply_task_limits, remove_task_cgroups};
-use super::etcfiles::write_etc_files;
+use super::etcfiles::{write_etc_files, BridgedHosts};
 use super::init::is_static_elf;
 use super::record::{self, ExitRecord, LaunchPlan, MonitorRecord};
 use super::seccomp::SeccompMode;
 use super::user::resolve_user;
 use super::{RuntimeError, EXIT_FILE, LAUNCH_FILE, MONITOR_FILE};
 use crate::images::ImageStore;
+use crate::net::bridge::BridgeNet;
+use crate::net::tasknet::{ContainerNet, TaskNet};
 use crate::store::StateLayout;
 
 /// How the runtime is set up.
@@ -37,6 +39,8 @@ pub struct RuntimeConfig {
     pub pids_limit: u32,
     /// Docker's default seccomp filter for unprivileged containers.
     pub seccomp: bool,
+    /// Bridge networking (used by tasks with `networkMode: bridge` only).
+    pub bridge: BridgeNet,
 }
 
 /// What the agent can tell about a container from its directory.
@@ -89,6 +93,11 @@ impl Runtime {
         &self.cfg.layout
     }
 
+    /// Bridge networking.
+    pub fn bridge(&self) -> &BridgeNet {
+        &self.cfg.bridge
+    }
+
     /// libcontainer's id for a container: `<task>.<container>` (both validated names).
     pub fn container_id(task_id: &str, name: &str) -> String {
         format!("{task_id}.{name}")
@@ -129,9 +138,29 @@ impl Runtime {
                     .ok()
                     .and_then(|h| h.into_string().ok())
                     .unwrap_or_else(|| c.name.clone()),
-                NetworkMode::None => c.name.clone(),
+                NetworkMode::None | NetworkMode::Bridge => c.name.clone(),
             });
-        let etc_files = write_etc_files(&dir.join("etc"), c, task.network_mode, &hostname)?;
+        let net = match task.network_mode {
+            NetworkMode::Bridge => Some(
+                self.cfg
+                    .bridge
+                    .attach_task(task_id, task)
+                    .map_err(|e| RuntimeError::Net(task_id.to_string(), e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let own = net.as_ref().and_then(|n| n.container(&c.name));
+        let bridged = match (&net, own) {
+            (Some(n), Some(own)) => Some(bridged_hosts(n, own, task, c)),
+            _ => None,
+        };
+        let etc_files = write_etc_files(
+            &dir.join("etc"),
+            c,
+            task.network_mode,
+            &hostname,
+            bridged.as_ref(),
+        )?;
         let task_volumes_dir = self.cfg.layout.task(task_id).join("volumes");
         let shared_volumes_dir = self.cfg.layout.volumes();
         super::volumes::prepare(task, c, &rootfs, &task_volumes_dir, &shared_volumes_dir)?;
@@ -153,6 +182,7 @@ impl Runtime {
             task_pid_ns: shared.pid.clone(),
             task_ipc_ns: shared.ipc.clone(),
             devices: super::devices::resolve(c)?,
+            netns: own.map(|o| o.netns.clone()),
         })?;
         record::save(&dir.join("bundle/config.json"), &spec)?;
         let plan = LaunchPlan {
@@ -330,12 +360,44 @@ impl Runtime {
                 self.remove(images, task_id, &name)?;
             }
         }
+        self.cfg
+            .bridge
+            .release_task(task_id)
+            .map_err(|e| RuntimeError::Net(task_id.to_string(), e.to_string()))?;
         remove_task_cgroups(task_id).map_err(|e| {
             RuntimeError::State(task_id.to_string(), format!("cgroups left behind: {e}"))
         })?;
         let dir = self.cfg.layout.task(task_id);
         super::volumes::unmount_task_volumes(&dir.join("volumes"));
         remove_if_exists_dir(&dir)
+    }
+}
+
+/// /etc/hosts entries of a bridged container: its own address, and the task's
+/// other containers by name and by the aliases `c`'s `links` give them.
+fn bridged_hosts(
+    net: &TaskNet,
+    own: &ContainerNet,
+    task: &TaskDefinition,
+    c: &ContainerDefinition,
+) -> BridgedHosts {
+    let peers = net
+        .containers
+        .iter()
+        .filter(|p| p.name != c.name && task.container(&p.name).is_some())
+        .map(|p| {
+            let mut names = vec![p.name.clone()];
+            for (target, alias) in &c.links {
+                if target == &p.name && alias != &p.name {
+                    names.push(alias.clone());
+                }
+            }
+            (p.address, names)
+        })
+        .collect();
+    BridgedHosts {
+        own: own.address,
+        peers,
     }
 }
 

@@ -65,6 +65,9 @@ pub enum RuntimeError {
     /// The monitor could not start the container.
     #[error("container {0} failed to start: {1}")]
     Start(String, String),
+    /// Bridge networking could not be set up or torn down.
+    #[error("task {0}: bridge network: {1}")]
+    Net(String, String),
     /// The container is not in a state that allows the operation.
     #[error("container {0}: {1}")]
     State(String, String),

@@ -10,6 +10,9 @@
 //!   untouched for five minutes (one agent per host owns that tree; tasks of
 //!   `skerry run` hold processes, or are younger, and are left alone).
 //!
+//! - bridge networking of tasks with no record: namespace files, veths, address
+//!   and port claims; skerry's nf_tables table is rebuilt from the records.
+//!
 //! Tasks of a live `skerry run` are never touched.
 
 use std::fs;
@@ -67,7 +70,7 @@ pub fn remove_leftovers(rt: &Runtime, images: &ImageStore, observed: &Observed) 
             removed += 1;
         }
     }
-    removed + stale_libcontainer_dirs(rt) + orphan_cgroups(rt)
+    removed + stale_libcontainer_dirs(rt) + orphan_cgroups(rt) + rt.bridge().sweep()
 }
 
 fn stale_libcontainer_dirs(rt: &Runtime) -> usize {

@@ -465,7 +465,8 @@ impl Supervisor {
             self.state_failing
                 .note(saved, "persisting state failed; retrying every turn");
         }
-        let view = status::view(self.rec.snapshot(), &self.desired);
+        let mut view = status::view(self.rec.snapshot(), &self.desired);
+        status::add_network_bindings(&mut view, &self.exec.runtime.layout().tasks());
         let saved = self.files.save_status(&view);
         self.status_stale = saved.is_err();
         self.status_failing.note(saved, "writing status failed");

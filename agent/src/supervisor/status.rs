@@ -7,7 +7,8 @@
 //!    "revision_id", "digest", "phase": "Active"|"Stopping"|"Stopped"|"Deleted",
 //!    "stopped_reason",
 //!    "containers": {"<name>": {"state": "PENDING"|"CREATED"|"RUNNING"|"EXITED",
-//!       "pid", "exit_code", "health": "UNKNOWN"|"HEALTHY"|"UNHEALTHY", "restart_count"}}}},
+//!       "pid", "exit_code", "health": "UNKNOWN"|"HEALTHY"|"UNHEALTHY", "restart_count",
+//!       "network_bindings": [{"bindIP", "hostPort", "containerPort", "protocol"}]}}}},
 //!  "services": {"<name>": {"desired_count", "revision", "revision_id",
 //!    "stable_revision", "stable_revision_id", "stability_window_secs",
 //!    "deployment": {"revision", "revision_id", "failures", "tripped", "rolled_back",
@@ -85,6 +86,38 @@ pub fn view(snap: &Snapshot, desired: &Desired) -> Value {
         );
     }
     json!({"tasks": tasks, "services": services})
+}
+
+/// Adds each bridged container's published ports (ECS `networkBindings`, empty
+/// for host and none networking) from the tasks' `network.json`.
+pub fn add_network_bindings(view: &mut Value, tasks_dir: &std::path::Path) {
+    let Some(tasks) = view.get_mut("tasks").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (id, t) in tasks.iter_mut() {
+        let net = crate::net::tasknet::TaskNet::load(&tasks_dir.join(id))
+            .ok()
+            .flatten();
+        let Some(containers) = t.get_mut("containers").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (name, c) in containers.iter_mut() {
+            let bindings: Vec<Value> = net
+                .as_ref()
+                .and_then(|n| n.container(name))
+                .map(|cn| {
+                    cn.bindings
+                        .iter()
+                        .map(|b| {
+                            json!({"bindIP": b.host_ip.to_string(), "hostPort": b.host_port,
+                                        "containerPort": b.container_port, "protocol": b.protocol})
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            c["network_bindings"] = Value::Array(bindings);
+        }
+    }
 }
 
 /// `STATUS=` text: task and container counts.

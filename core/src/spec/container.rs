@@ -46,7 +46,7 @@ pub(crate) fn check(
         Some(image) => p.check(format!("{at}.image"), check_image(image)),
         None => p.push(format!("{at}.image"), "is required"),
     }
-    unsupported::check_container(raw, at, ctx.network_refused, p);
+    unsupported::check_container(raw, at, ctx.network_mode, ctx.network_refused, p);
     let log = raw
         .log_configuration
         .as_ref()
@@ -208,6 +208,7 @@ pub(crate) fn check(
         dns_search_domains: net.dns_search_domains,
         labels: raw.docker_labels.clone().unwrap_or_default(),
         port_mappings: net.port_mappings,
+        links: net.links,
         depends_on,
         health_check,
         restart_policy,

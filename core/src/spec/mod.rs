@@ -21,9 +21,8 @@
 //! - `dockerSecurityOptions` `apparmor=unconfined` and `label=disable` (skerry
 //!   applies neither); `no-new-privileges` and `seccomp=unconfined` are honoured.
 //!
-//! Defaults and mappings: no `networkMode` means `host` for now, unless something
-//! needs ECS's default `bridge` (a remapped or dynamic port, links, a net sysctl),
-//! which is then refused at `networkMode` saying so (see `netmode`); no `pidMode`/`ipcMode`
+//! Defaults and mappings: no `networkMode` means `bridge`, as in ECS (see `netmode`;
+//! a missing or 0 `hostPort` is then a dynamic port the agent picks); no `pidMode`/`ipcMode`
 //! means one namespace per container; `ipcMode: none` is refused (skerry always
 //! gives containers a private /dev/shm). A volume without `host.sourcePath` is
 //! task-scoped. In host mode a port mapping's `hostPort` is its `containerPort`.
@@ -31,9 +30,9 @@
 //! means GiB, as in ECS.
 //!
 //! Everything that would change behaviour but cannot be honoured is refused,
-//! naming the field: bridge/awsvpc networking, Fargate-only definitions, docker volume drivers
+//! naming the field: awsvpc networking, Fargate-only definitions, docker volume drivers
 //! other than `local`, EFS/FSx/EBS volumes, secrets and environment files, log drivers other than
-//! awslogs/json-file/local/none, FireLens, swap settings, links, GPUs,
+//! awslogs/json-file/local/none, FireLens, swap settings, links outside bridge mode, GPUs,
 //! privileged containers unless the agent's `allow_privileged` is set, and more.
 
 mod container;

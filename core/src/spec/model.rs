@@ -39,8 +39,11 @@ pub struct TaskDefinition {
 /// `networkMode` values skerry supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NetworkMode {
-    /// Share the host's network namespace (ECS `host`; also the default here).
+    /// Share the host's network namespace (ECS `host`).
     Host,
+    /// A network namespace per container on skerry's bridge, with published ports
+    /// (ECS `bridge`, the default when `networkMode` is omitted).
+    Bridge,
     /// A private network namespace with only loopback (ECS `none`).
     None,
 }
@@ -146,8 +149,12 @@ pub struct ContainerDefinition {
     pub dns_search_domains: Vec<String>,
     /// `dockerLabels`, kept as labels.
     pub labels: BTreeMap<String, String>,
-    /// `portMappings` (informational in host mode).
+    /// `portMappings` (informational in host mode, published in bridge mode).
     pub port_mappings: Vec<PortMapping>,
+    /// `links` (bridge mode): (container, alias) pairs resolvable in /etc/hosts.
+    /// Not serialized when empty, so definitions without links keep their digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String)>,
     /// `dependsOn`.
     pub depends_on: Vec<Dependency>,
     /// `healthCheck`.
@@ -192,6 +199,7 @@ impl ContainerDefinition {
             dns_search_domains: vec![],
             labels: BTreeMap::new(),
             port_mappings: vec![],
+            links: vec![],
             depends_on: vec![],
             health_check: None,
             restart_policy: None,
@@ -294,7 +302,8 @@ pub struct Ulimit {
 pub struct PortMapping {
     /// `containerPort`.
     pub container_port: u16,
-    /// `hostPort` (equals containerPort in host mode).
+    /// `hostPort` (equals containerPort in host mode; `None` in bridge mode: a
+    /// dynamic port the agent picks).
     pub host_port: Option<u16>,
     /// `protocol`: `tcp` or `udp`.
     pub protocol: String,

@@ -1,5 +1,5 @@
-//! A container's network-facing settings: `portMappings`, `hostname`, `extraHosts`,
-//! `dnsServers` and `dnsSearchDomains`.
+//! A container's network-facing settings: `portMappings`, `links` (bridge mode),
+//! `hostname`, `extraHosts`, `dnsServers` and `dnsSearchDomains`.
 
 use super::ecs::{is_meaningful, RawContainer, RawPortMapping};
 use super::error::Problems;
@@ -10,6 +10,7 @@ use super::names::{check_hostname, check_ip};
 #[derive(Debug, Default)]
 pub(crate) struct NetSettings {
     pub port_mappings: Vec<PortMapping>,
+    pub links: Vec<(String, String)>,
     pub hostname: Option<String>,
     pub extra_hosts: Vec<(String, String)>,
     pub dns_servers: Vec<String>,
@@ -72,13 +73,48 @@ pub(crate) fn check(
             check_hostname(domain.trim_end_matches('.')),
         );
     }
+    let links = if network_mode == NetworkMode::Bridge {
+        links(raw, at, p)
+    } else {
+        Vec::new()
+    };
     NetSettings {
         port_mappings,
+        links,
         hostname: raw.hostname.clone(),
         extra_hosts,
         dns_servers,
         dns_search_domains,
     }
+}
+
+/// `links`: `name` or `name:alias` strings (the names are checked against the
+/// task's containers by the task-level checks).
+fn links(raw: &RawContainer, at: &str, p: &mut Problems) -> Vec<(String, String)> {
+    let Some(v) = raw.links.as_ref().filter(|v| is_meaningful(v)) else {
+        return Vec::new();
+    };
+    let Some(items) = v.as_array() else {
+        p.push(
+            format!("{at}.links"),
+            "must be a list of \"name\" or \"name:alias\" strings",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let text = item.as_str().unwrap_or_default();
+        let (name, alias) = text.split_once(':').unwrap_or((text, text));
+        if name.is_empty() || alias.is_empty() || check_hostname(alias).is_err() {
+            p.push(
+                format!("{at}.links[{i}]"),
+                format!("must be \"name\" or \"name:alias\" with a host-name alias, got {item}"),
+            );
+            continue;
+        }
+        out.push((name.to_string(), alias.to_string()));
+    }
+    out
 }
 
 /// In host mode `hostPort` must be absent or equal `containerPort` (as in ECS) and
@@ -128,6 +164,8 @@ fn port_mapping(
             );
             None
         }
+        // Bridge: 0 asks for a dynamic port, as an absent hostPort does.
+        Some(0) if network_mode == NetworkMode::Bridge => None,
         Some(host) => port(host, "hostPort", p),
         None if network_mode == NetworkMode::Host => Some(container_port),
         None => None,

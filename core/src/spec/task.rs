@@ -119,6 +119,7 @@ pub(crate) fn check(
         }
     }
     check_host_ports(&containers, p);
+    check_links(&containers, p);
     deps::check_graph(&containers, p);
     volumes_from::check_graph(&containers, p);
 
@@ -160,6 +161,20 @@ fn namespace_mode(field: &str, value: Option<&str>, p: &mut Problems) -> Namespa
                 format!("must be \"host\" or \"task\", got {other:?}"),
             );
             NamespaceMode::Private
+        }
+    }
+}
+
+/// `links` name other containers of the task.
+fn check_links(containers: &[super::model::ContainerDefinition], p: &mut Problems) {
+    for (i, c) in containers.iter().enumerate() {
+        for (j, (name, _)) in c.links.iter().enumerate() {
+            if name == &c.name || !containers.iter().any(|o| &o.name == name) {
+                p.push(
+                    format!("containerDefinitions[{i}].links[{j}]"),
+                    format!("{name:?} is not another container of this task"),
+                );
+            }
         }
     }
 }

@@ -92,15 +92,19 @@ pub(crate) fn check_task(raw: &RawTaskDefinition, p: &mut Problems) -> bool {
 }
 
 /// Container fields skerry refuses, and `versionConsistency`.
-/// `network_refused`: `networkMode` was refused, which covers `links` (a bridge feature).
+/// `links` are checked by `net` in bridge mode; `network_refused`: `networkMode`
+/// was refused, which covers `links` (a bridge feature).
 pub(crate) fn check_container(
     raw: &RawContainer,
     at: &str,
+    network_mode: super::model::NetworkMode,
     network_refused: bool,
     p: &mut Problems,
 ) {
     for (field, value, why) in refused_fields(raw) {
-        if field == "links" && network_refused {
+        if field == "links"
+            && (network_refused || network_mode == super::model::NetworkMode::Bridge)
+        {
             continue;
         }
         if value.is_some_and(is_meaningful) {
@@ -137,7 +141,7 @@ fn refused_fields(
         (
             "links",
             raw.links.as_ref(),
-            "links are bridge-mode only; containers share the task's network",
+            "links are bridge-mode only; in host and none mode containers share the task's network",
         ),
         (
             "repositoryCredentials",

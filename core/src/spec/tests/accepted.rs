@@ -12,7 +12,7 @@ use crate::spec::*;
 fn defaults_of_a_minimal_task() {
     let def = parse_ok(&generate_test_task());
     assert_eq!(def.revision, 0);
-    assert_eq!(def.network_mode, NetworkMode::Host);
+    assert_eq!(def.network_mode, NetworkMode::Bridge);
     assert_eq!(def.pid_mode, NamespaceMode::Private);
     assert_eq!(def.ipc_mode, NamespaceMode::Private);
     assert_eq!((def.cpu_units, def.memory_mib), (None, None));
@@ -294,7 +294,7 @@ fn network_settings() {
         c.port_mappings[0],
         PortMapping {
             container_port: 8080,
-            host_port: Some(8080),
+            host_port: None,
             protocol: "tcp".into()
         }
     );

@@ -98,7 +98,7 @@ fn fixture_builders_produce_a_valid_task() {
 
 #[test]
 fn all_problems_are_collected() {
-    let mut task = generate_test_task_with("networkMode", json!("bridge"));
+    let mut task = generate_test_task_with("networkMode", json!("awsvpc"));
     task["containerDefinitions"][0]["memory"] = json!(4);
     task["containerDefinitions"][0]["stopTimeout"] = json!(500);
     task["containerDefinitions"][0]["workingDirectory"] = json!("app");
@@ -106,8 +106,6 @@ fn all_problems_are_collected() {
     assert_eq!(err.problems.len(), 4, "{err}");
     let text = err.to_string();
     assert_eq!(text.lines().count(), 4);
-    assert!(text.contains(
-        "networkMode: \"bridge\" is not supported yet: skerry runs host or none networking"
-    ));
+    assert!(text.contains("networkMode: \"awsvpc\" is not supported"));
     assert!(text.contains("containerDefinitions[0].memory: must be at least 6 MiB, got 4"));
 }

@@ -1,4 +1,4 @@
-//! Refusals that are true: an omitted `networkMode` is ECS's `bridge`, no refusal
+//! Network modes: an omitted `networkMode` is ECS's `bridge` (accepted), no refusal
 //! names a mode the author did not write, none is a knock-on of another, and the
 //! platform refusals (FARGATE-only, awsvpc, GPUs, App Mesh, FireLens, Fargate
 //! storage) are one line each.
@@ -18,61 +18,56 @@ fn only_problem(task: &Value) -> FieldProblemText {
 struct FieldProblemText(String);
 
 #[test]
-fn omitted_network_mode_with_a_port_remap_is_one_refusal_naming_bridge() {
-    for (mapping, needs) in [
-        (
-            json!({ "containerPort": 5000, "hostPort": 0 }),
-            "(hostPort 0, a dynamic port)",
-        ),
-        (
-            json!({ "containerPort": 80, "hostPort": 8080 }),
-            "(hostPort 8080 to containerPort 80)",
-        ),
-    ] {
-        let task = generate_test_task_with_container_field("portMappings", json!([mapping]));
-        let text = only_problem(&task).0;
-        assert!(text.starts_with("networkMode: omitted"), "{text}");
-        assert!(
-            text.contains("bridge (the ECS default when networkMode is omitted)"),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!("containerDefinitions[0].portMappings[0] {needs}")),
-            "{text}"
-        );
-        assert!(text.contains("set \"networkMode\": \"host\""), "{text}");
-        assert!(!text.contains("with networkMode \"host\""), "{text}");
-    }
-}
-
-#[test]
-fn omitted_network_mode_with_links_or_net_sysctls_names_bridge_only() {
-    let mut task = generate_test_task_with_container_field("links", json!(["db:db"]));
-    task["containerDefinitions"][0]["systemControls"] =
-        json!([{ "namespace": "net.core.somaxconn", "value": "1024" }]);
-    let text = only_problem(&task).0;
-    assert!(text.starts_with("networkMode: omitted"), "{text}");
-    assert!(text.contains("containerDefinitions[0].links"), "{text}");
-    assert!(
-        text.contains("containerDefinitions[0].systemControls[0] (net.core.somaxconn)"),
-        "{text}"
-    );
-}
-
-#[test]
-fn omitted_network_mode_without_bridge_features_still_runs_as_host() {
+fn omitted_network_mode_is_bridge_with_dynamic_and_remapped_ports() {
     let task = generate_test_task_with_container_field(
         "portMappings",
-        json!([{ "containerPort": 80, "hostPort": 80 }, { "containerPort": 81 }]),
+        json!([
+            { "containerPort": 80, "hostPort": 8080 },
+            { "containerPort": 81 },
+            { "containerPort": 53, "hostPort": 0, "protocol": "udp" }
+        ]),
     );
     let def = parse_ok(&task);
-    assert_eq!(def.network_mode, NetworkMode::Host);
-    assert_eq!(def.containers[0].port_mappings[1].host_port, Some(81));
+    assert_eq!(def.network_mode, NetworkMode::Bridge);
+    let ports: Vec<_> = def.containers[0]
+        .port_mappings
+        .iter()
+        .map(|m| (m.container_port, m.host_port))
+        .collect();
+    assert_eq!(ports, [(80, Some(8080)), (81, None), (53, None)]);
+}
+
+#[test]
+fn bridge_accepts_links_to_task_containers_and_net_sysctls() {
+    let mut task = generate_test_task_with_container_field("links", json!(["db:database"]));
+    task["networkMode"] = json!("bridge");
+    task["containerDefinitions"][0]["systemControls"] =
+        json!([{ "namespace": "net.core.somaxconn", "value": "1024" }]);
+    let mut db = task["containerDefinitions"][0].clone();
+    db["name"] = json!("db");
+    db["links"] = json!(["nope"]);
+    task["containerDefinitions"]
+        .as_array_mut()
+        .expect("containers")
+        .push(db);
+    let text = only_problem(&task).0;
+    assert!(
+        text.starts_with("containerDefinitions[1].links[0]: \"nope\" is not another container"),
+        "{text}"
+    );
+    task["containerDefinitions"][1]["links"] = json!([]);
+    let def = parse_ok(&task);
+    assert_eq!(
+        def.containers[0].links,
+        [("db".to_string(), "database".to_string())]
+    );
+    task["containerDefinitions"][1]["links"] = json!(["db:bad alias"]);
+    assert!(only_problem(&task).0.contains("host-name alias"));
 }
 
 #[test]
 fn a_refused_network_mode_has_no_knock_ons() {
-    for mode in ["bridge", "awsvpc"] {
+    for mode in ["awsvpc", "nat"] {
         let mut task = generate_test_task_with_container_field(
             "portMappings",
             json!([{ "containerPort": 80, "hostPort": 8080 }, { "containerPort": 81, "hostPort": 0 }]),
@@ -145,14 +140,4 @@ fn platform_features_are_refused_in_one_line_each() {
     assert!(only_problem(&task)
         .0
         .contains("it sizes Fargate's task storage"));
-}
-
-#[test]
-fn the_advice_for_an_omitted_mode_fits_what_needs_bridge() {
-    let task = generate_test_task_with_container_field("links", json!(["db"]));
-    let text = only_problem(&task).0;
-    assert!(
-        text.ends_with("set \"networkMode\": \"host\" (drop links: the task's containers then reach each other on localhost)"),
-        "{text}"
-    );
 }

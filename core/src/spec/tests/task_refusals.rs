@@ -22,10 +22,10 @@ fn family_is_required_and_checked() {
 }
 
 #[test]
-fn bridge_and_awsvpc_are_refused() {
+fn awsvpc_and_unknown_modes_are_refused() {
     for (mode, why) in [
-        ("bridge", "skerry runs host or none networking"),
         ("awsvpc", "which ECS Anywhere refuses too"),
+        ("nat", "skerry runs bridge, host or none networking"),
     ] {
         let err = assert_refused(
             &generate_test_task_with("networkMode", json!(mode)),
@@ -35,9 +35,6 @@ fn bridge_and_awsvpc_are_refused() {
         assert!(err.problems[0]
             .reason
             .starts_with(&format!("\"{mode}\" is not supported")));
-        assert!(err.problems[0]
-            .reason
-            .contains("use \"networkMode\": \"host\""));
     }
 }
 
@@ -331,7 +328,8 @@ fn host_ports_cannot_clash() {
     a["portMappings"] = json!([{ "containerPort": 80 }]);
     let mut b = generate_test_container("b");
     b["portMappings"] = json!([{ "containerPort": 80, "protocol": "udp" }, { "containerPort": 80, "hostPort": 80 }]);
-    let task = generate_test_task_with_containers(vec![a, b]);
+    let mut task = generate_test_task_with_containers(vec![a, b]);
+    task["networkMode"] = json!("host");
     let err = assert_refused(
         &task,
         "containerDefinitions[1].portMappings[1].hostPort",
