@@ -174,7 +174,10 @@ mod tests {
         );
         assert_eq!(t.device_of("skerry/v1/acme/gw1/events", "reported"), None);
         assert_eq!(t.metrics("gw1"), "skerry/v1/acme/gw1/metrics");
-        assert_eq!(t.logs("gw1", "web", "nginx"), "skerry/v1/acme/gw1/logs/web/nginx");
+        assert_eq!(
+            t.logs("gw1", "web", "nginx"),
+            "skerry/v1/acme/gw1/logs/web/nginx"
+        );
         assert_eq!(t.task_logs("gw1", "web"), "skerry/v1/acme/gw1/logs/web/+");
     }
 }

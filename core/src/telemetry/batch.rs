@@ -68,10 +68,7 @@ mod tests {
         assert!(!r.due(&two, 0, 499));
         assert!(r.due(&two, 0, 500));
         assert!(r.due(&(0..3).map(line).collect::<Vec<_>>(), 0, 0));
-        let small = BatchRule {
-            max_bytes: 50,
-            ..r
-        };
+        let small = BatchRule { max_bytes: 50, ..r };
         assert!(small.due(&two, 0, 0));
     }
 
