@@ -24,6 +24,7 @@ mod prom;
 mod run;
 mod tail;
 mod uplink;
+pub mod view;
 
 use std::path::{Path, PathBuf};
 
