@@ -1,6 +1,7 @@
 //! `ctl logs --device D TASK [CONTAINER] [-f] [--since T]`: a container's shipped
 //! lines. Without `-f` it prints what the broker holds (each container's newest
-//! batch, retained) and exits; with `-f` it follows. Lines are numbered by the
+//! batch, retained, and what its persistent session kept since the last run) and
+//! exits; with `-f` it follows. Lines are numbered by the
 //! device: a repeated batch (a resend after a lost PUBACK) is dropped, a gap is said,
 //! and lines the device's rate limit cut or its queue dropped are reported on stderr.
 

@@ -1,0 +1,278 @@
+//! Telemetry end to end against a real mosquitto (mTLS, the repo's ACL) and real
+//! containers: shipped lines reach the operator in order (`ctl logs -f` and
+//! mosquitto_sub), a burst over the budget is cut and the cut reported, lines written
+//! while the broker is down arrive after it is back, metrics follow a container that
+//! allocates memory to its OOM kill, the Prometheus endpoint parses with
+//! prometheus_client, and `skerry top` reads locally.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::broker::OPERATOR;
+use common::fleet::Fleet;
+use common::TestEnv;
+use skerry_core::proto::{Body, Envelope};
+use skerry_core::telemetry::{LogBatch, MetricsReport};
+
+const AWSLOGS: &str = r#""logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/edge", "awslogs-region": "eu-west-1", "awslogs-stream-prefix": "ecs"}}"#;
+
+/// Fast periods for tests; `extra` adds keys to `[telemetry]`.
+fn device(f: &Fleet, extra: &str) -> TestEnv {
+    TestEnv::with_config(&format!(
+        "{}[telemetry]\nsample_secs = 1\npublish_secs = 1\nbatch_wait_ms = 100\n{extra}\n",
+        f.mqtt_section("gw1", &[], "")
+    ))
+}
+
+/// A container that says `ready`, waits for `/go` (written by the test into its
+/// rootfs), then runs `script`.
+fn gated_task(family: &str, script: &str, extra: &str) -> String {
+    let s = format!("echo ready; until [ -e /go ]; do sleep 0.1; done; {script}; sleep 3600");
+    common::sh_task(family, &s, extra)
+}
+
+/// Waits for the agent to run `family`'s task; returns its id.
+fn task_id(env: &TestEnv, family: &str) -> String {
+    let st = env.wait_status(&format!("{family} running"), 60, |st| {
+        st["tasks"].as_object().is_some_and(|t| {
+            t.iter().any(|(id, v)| {
+                id.starts_with(family) && v["containers"]["main"]["state"] == "RUNNING"
+            })
+        })
+    });
+    let tasks = st["tasks"].as_object().expect("tasks");
+    tasks
+        .keys()
+        .find(|id| id.starts_with(family))
+        .expect("task id")
+        .clone()
+}
+
+fn go(env: &TestEnv, task: &str) {
+    std::fs::write(env.container_dir(task, "main").join("rootfs/go"), "").expect("write /go");
+}
+
+/// `ctl logs -f` as a child; its JSON lines' `text` arrive on the channel.
+fn follow(f: &Fleet, task: &str) -> (Child, mpsc::Receiver<serde_json::Value>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skerry"))
+        .arg("ctl")
+        .arg("--config")
+        .arg(&f.ctl_config)
+        .args(["logs", "--device", "gw1", task, "main", "-f", "--output", "json"])
+        .env("SKERRY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctl logs -f");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Texts from `rx` until one equals `last` (or the deadline).
+fn collect_until(rx: &mpsc::Receiver<serde_json::Value>, last: &str, secs: u64) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut got = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(v) = rx.recv_timeout(Duration::from_millis(200)) {
+            let t = v["text"].as_str().unwrap_or("").to_string();
+            let done = t == last;
+            got.push(t);
+            if done {
+                break;
+            }
+        }
+    }
+    got
+}
+
+fn numbered(n: u32) -> Vec<String> {
+    (1..=n).map(|i| format!("line {i}")).collect()
+}
+
+const WRITE_300: &str = "i=1; while [ $i -le 300 ]; do echo \"line $i\"; i=$((i+1)); done";
+
+fn retained_batch(f: &Fleet, task: &str) -> Option<LogBatch> {
+    let topic = f.broker.topic("gw1", &format!("logs/{task}/main"));
+    let bytes = f.broker.sub_retained(OPERATOR, &topic, Duration::from_secs(3))?;
+    match Envelope::decode(&bytes, usize::MAX).ok()?.body {
+        Body::Logs(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn retained_metrics(f: &Fleet) -> Option<MetricsReport> {
+    let topic = f.broker.topic("gw1", "metrics");
+    let bytes = f.broker.sub_retained(OPERATOR, &topic, Duration::from_secs(3))?;
+    match Envelope::decode(&bytes, usize::MAX).ok()?.body {
+        Body::Metrics(m) => Some(m),
+        _ => None,
+    }
+}
+
+#[test]
+fn telemetry_logs_reach_the_operator_in_order() {
+    let f = Fleet::start(&[("gw1", &[])]);
+    let env = device(&f, "log_lines_per_sec = 0");
+    let _agent = env.agent(&[]);
+    env.put_desired("chatty.json", &gated_task("chatty", WRITE_300, AWSLOGS));
+    let task = task_id(&env, "chatty");
+    let (mut ctl, rx) = follow(&f, &task);
+    assert_eq!(collect_until(&rx, "ready", 60), vec!["ready"]);
+    go(&env, &task);
+    let got = collect_until(&rx, "line 300", 60);
+    assert_eq!(got, numbered(300), "ctl logs -f, in order, none missing");
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    // Read back with mosquitto_sub: the retained newest batch ends with the last line,
+    // named as ECS names the stream.
+    let b = retained_batch(&f, &task).expect("a retained log batch");
+    let lines = b.lines(1 << 22).expect("lines");
+    assert_eq!(lines.last().map(|l| l.text.as_str()), Some("line 300"));
+    assert_eq!(b.first_line + lines.len() as u64 - 1, 301, "ready + 300 lines numbered");
+    assert_eq!(b.stream, format!("ecs/main/{task}"));
+    assert_eq!(b.group, "/ecs/edge");
+    assert_eq!(b.cut, 0);
+    env.stop_all_tasks();
+}
+
+#[test]
+fn telemetry_burst_over_the_budget_is_cut_and_reported() {
+    let f = Fleet::start(&[("gw1", &[])]);
+    let env = device(&f, "log_lines_per_sec = 10\nlog_burst = 20");
+    let _agent = env.agent(&[]);
+    // 500 lines at once, then (tokens refilled) `end`.
+    let script = "i=1; while [ $i -le 500 ]; do echo \"burst $i\"; i=$((i+1)); done; sleep 3; echo end";
+    env.put_desired("burst.json", &gated_task("burst", script, AWSLOGS));
+    let task = task_id(&env, "burst");
+    go(&env, &task);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let b = loop {
+        if let Some(b) = retained_batch(&f, &task) {
+            let lines = b.lines(1 << 22).expect("lines");
+            if lines.last().is_some_and(|l| l.text == "end") {
+                break b;
+            }
+        }
+        assert!(Instant::now() < deadline, "no batch with `end`");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let shipped = b.first_line + b.lines(1 << 22).expect("lines").len() as u64 - 1;
+    assert!(b.cut > 0, "the burst was cut: {b:?}");
+    assert_eq!(shipped + b.cut, 502, "ready + 500 + end, each shipped or counted cut");
+    // ctl logs reports the cut on stderr; the metrics carry it too.
+    let out = f.ctl(&["logs", "--device", "gw1", &task, "main"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{} lines cut by the device's rate limit", b.cut)), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = retained_metrics(&f);
+        let cut = m.as_ref().and_then(|m| {
+            m.containers.iter().find(|c| c.task == task).map(|c| c.log_lines_cut)
+        });
+        if cut == Some(b.cut) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "metrics cut {cut:?} != {}", b.cut);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    env.stop_all_tasks();
+}
+
+#[test]
+fn telemetry_logs_written_while_the_broker_is_down_arrive_in_order() {
+    let mut f = Fleet::start(&[("gw1", &[])]);
+    let env = device(&f, "log_lines_per_sec = 0");
+    let _agent = env.agent(&[]);
+    env.put_desired("offline.json", &gated_task("offline", WRITE_300, AWSLOGS));
+    let task = task_id(&env, "offline");
+    // The first run registers ctl's persistent session and sees `ready`.
+    let (mut ctl, rx) = follow(&f, &task);
+    assert_eq!(collect_until(&rx, "ready", 60), vec!["ready"]);
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    f.broker.stop();
+    go(&env, &task);
+    // The container writes all 300 lines while the link is down.
+    let log = env.container_dir(&task, "main").join("logs/container.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("line 300") {
+        assert!(Instant::now() < deadline, "container did not write its lines");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f.broker.start_again();
+    let (mut ctl, rx) = follow(&f, &task);
+    let got = collect_until(&rx, "line 300", 90);
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    assert_eq!(got, numbered(300), "after reconnect, in order, none missing");
+    env.stop_all_tasks();
+}
+
+#[test]
+fn telemetry_metrics_follow_memory_to_the_oom_kill() {
+    let f = Fleet::start(&[("gw1", &[])]);
+    let env = device(&f, "");
+    let _agent = env.agent(&[]);
+    // 24 MiB limit; `tail /dev/zero` grows until the OOM killer ends it (the
+    // container then restarts: the kill count stays in the metrics).
+    env.put_desired(
+        "hog.json",
+        &gated_task("hog", "tail /dev/zero", r#""memory": 24"#),
+    );
+    let task = task_id(&env, "hog");
+    let find = |m: &MetricsReport| m.containers.iter().find(|c| c.task == task).cloned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        if let Some(c) = retained_metrics(&f).as_ref().and_then(find) {
+            if c.memory_bytes > 0 {
+                break c;
+            }
+        }
+        assert!(Instant::now() < deadline, "no metrics for {task}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(before.memory_limit_bytes, Some(24 * 1024 * 1024));
+    assert_eq!(before.oom_kills, 0);
+    assert!(before.pids >= 1, "{before:?}");
+    go(&env, &task);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut peak = 0;
+    let after = loop {
+        if let Some(c) = retained_metrics(&f).as_ref().and_then(find) {
+            peak = peak.max(c.memory_peak_bytes);
+            if c.oom_kills >= 1 {
+                break c;
+            }
+        }
+        assert!(Instant::now() < deadline, "no OOM kill counted");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        peak.max(after.memory_peak_bytes) > before.memory_bytes + 8 * 1024 * 1024,
+        "usage rose: before {before:?}, peak {peak}"
+    );
+    // The local view reads the same without the broker.
+    let out = env.skerry(&["top", "--output", "json"]).output().expect("skerry top");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let local: MetricsReport = serde_json::from_slice(&out.stdout).expect("top json");
+    assert!(local.containers.iter().any(|c| c.task == task && c.oom_kills >= 1));
+    assert!(local.device.memory_total_bytes > 0 && local.device.agent_rss_bytes > 0);
+    let table = env.skerry(&["top", "--once"]).output().expect("skerry top");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("CONTAINER") && text.contains(&task), "{text}");
+    env.stop_all_tasks();
+}
