@@ -9,6 +9,7 @@ use serde_json::Value;
 use skerry_core::proto::topics::check_name;
 use skerry_core::spec::LogDriver;
 
+use crate::runtime::bundle::cgroup_path;
 use crate::runtime::record::{self, LaunchPlan};
 use crate::runtime::LAUNCH_FILE;
 use crate::store::StateLayout;
@@ -22,13 +23,15 @@ pub struct Watched {
     pub state: String,
     pub health: String,
     pub restarts: u32,
+    /// The supervisor's reason for the last exit, while `state` is `EXITED`.
+    pub exit_reason: String,
     pub cgroup_path: String,
     pub log_dir: PathBuf,
     /// `Some((group, stream))` when its lines are shipped (`awslogs`).
     pub ship: Option<(String, String)>,
 }
 
-/// The containers of the supervisor's last `status.json` that have a launch plan.
+/// The containers of the supervisor's last `status.json`.
 pub fn containers(layout: &StateLayout) -> Vec<Watched> {
     let path = layout.root().join("supervisor/status.json");
     let Ok(text) = std::fs::read(&path) else {
@@ -48,9 +51,11 @@ pub fn containers(layout: &StateLayout) -> Vec<Watched> {
         };
         for (name, c) in cs {
             let dir = layout.container(task, name);
-            let Ok(Some(plan)) = record::load::<LaunchPlan>(&dir.join(LAUNCH_FILE)) else {
-                continue;
-            };
+            // The launch plan is gone once a task is cleaned up; the names stay.
+            let plan = record::load::<LaunchPlan>(&dir.join(LAUNCH_FILE))
+                .ok()
+                .flatten();
+            let discard = plan.as_ref().is_some_and(|p| p.discard_output);
             let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             let driver = record.as_ref().and_then(|r| {
                 r.definition
@@ -63,7 +68,7 @@ pub fn containers(layout: &StateLayout) -> Vec<Watched> {
             let nameable =
                 check_name("task", task).is_ok() && check_name("container", name).is_ok();
             let ship = match driver {
-                Some(LogDriver::Awslogs(a)) if nameable && !plan.discard_output => Some((
+                Some(LogDriver::Awslogs(a)) if nameable && !discard => Some((
                     a.group.clone(),
                     a.stream_name(name, task)
                         .unwrap_or_else(|| format!("{name}/{task}")),
@@ -75,9 +80,12 @@ pub fn containers(layout: &StateLayout) -> Vec<Watched> {
                 container: name.clone(),
                 state: text("state"),
                 health: text("health"),
+                exit_reason: text("exit_reason"),
                 restarts: c.get("restart_count").and_then(Value::as_u64).unwrap_or(0) as u32,
-                cgroup_path: plan.cgroup_path.clone(),
-                log_dir: plan.log_dir.clone(),
+                cgroup_path: plan
+                    .as_ref()
+                    .map_or_else(|| cgroup_path(task, name), |p| p.cgroup_path.clone()),
+                log_dir: plan.map_or_else(|| dir.join("logs"), |p| p.log_dir),
                 ship,
             });
         }

@@ -69,6 +69,24 @@ struct Watch {
     prev_sample: Option<Sample>,
     cpu_now_millis: u64,
     ship: Option<Shipper>,
+    oom: OomCount,
+}
+
+/// OOM kills across restarts: a restarted container gets a fresh cgroup (its
+/// counter starts at 0) and the kill that ended it may land between two samples, so
+/// each ended run counts the larger of its counter and the supervisor's exit reason.
+#[derive(Default)]
+struct OomCount {
+    ended_runs: u64,
+    this_run: u64,
+    /// The run (restart count) whose exit was counted.
+    counted_run: Option<u32>,
+}
+
+impl OomCount {
+    fn total(&self) -> u64 {
+        self.ended_runs + self.this_run
+    }
 }
 
 struct State {
@@ -201,7 +219,18 @@ impl State {
     fn sample(&mut self, now: u64) {
         for w in self.watches.values_mut() {
             let Some(info) = &w.info else { continue };
+            if info.state == "EXITED" && w.oom.counted_run != Some(info.restarts) {
+                let by_exit = u64::from(info.exit_reason == "OutOfMemory");
+                w.oom.ended_runs += w.oom.this_run.max(by_exit);
+                w.oom.this_run = 0;
+                w.oom.counted_run = Some(info.restarts);
+                w.prev_sample = None;
+            }
             let Some(s) = cgroup::read_stats(&info.cgroup_path, self.unified) else {
+                // Not running (its cgroup is gone): nothing in use.
+                w.last.memory_bytes = 0;
+                w.last.pids = 0;
+                w.cpu_now_millis = 0;
                 continue;
             };
             let sample = Sample {
@@ -218,6 +247,7 @@ impl State {
             }
             w.prev_sample = Some(sample);
             w.agg.add(sample);
+            w.oom.this_run = w.oom.this_run.max(s.oom_kills);
             w.last = s;
         }
         let mut r = self.report(false);
@@ -259,7 +289,7 @@ impl State {
                 memory_bytes: w.last.memory_bytes,
                 memory_peak_bytes: peak,
                 memory_limit_bytes: w.last.memory_limit_bytes,
-                oom_kills: w.last.oom_kills,
+                oom_kills: w.oom.total(),
                 pids: w.last.pids,
                 restarts: info.restarts,
                 health: info.health.clone(),
