@@ -330,3 +330,81 @@ fn telemetry_metrics_follow_memory_to_the_oom_kill() {
     assert!(text.contains("CONTAINER") && text.contains(&task), "{text}");
     env.stop_all_tasks();
 }
+
+/// Python's prometheus_client text parser, as Debian installs it (scripts/setup).
+const PARSE_PROM: &str = r#"
+import json, sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+out = []
+for fam in text_string_to_metric_families(text):
+    for s in fam.samples:
+        out.append({"family": fam.name, "type": fam.type, "name": s.name, "labels": s.labels, "value": s.value})
+print(json.dumps(out))
+"#;
+
+#[test]
+fn telemetry_prometheus_endpoint_parses_with_prometheus_client() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let env = TestEnv::with_config(&format!(
+        "[telemetry]\nsample_secs = 1\npublish_secs = 1\nprometheus = \"127.0.0.1:{port}\"\n"
+    ));
+    let _agent = env.agent(&[]);
+    env.put_desired(
+        "idle.json",
+        &common::sh_task("idle", "sleep 3600", r#""memory": 32"#),
+    );
+    let task = task_id(&env, "idle");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let samples: Vec<serde_json::Value> = loop {
+        let out = Command::new("/usr/bin/python3")
+            .args(["-c", PARSE_PROM, &url])
+            .output()
+            .expect("python3 (scripts/setup installs python3-prometheus-client)");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("No module named 'prometheus_client'"),
+            "install python3-prometheus-client (scripts/setup)"
+        );
+        if out.status.success() {
+            let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+            if v.iter().any(|s| {
+                s["name"] == "skerry_container_memory_usage_bytes"
+                    && s["labels"]["task"] == task.as_str()
+                    && s["value"].as_f64() > Some(0.0)
+            }) {
+                break v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no parseable metrics for {task}: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let find = |name: &str| {
+        samples
+            .iter()
+            .find(|s| {
+                s["name"] == name
+                    && (s["labels"]["task"] == task.as_str()
+                        || s["labels"].as_object().is_some_and(|l| l.is_empty()))
+            })
+            .unwrap_or_else(|| panic!("{name} missing: {samples:?}"))
+            .clone()
+    };
+    assert_eq!(
+        find("skerry_container_memory_limit_bytes")["value"],
+        32.0 * 1024.0 * 1024.0
+    );
+    assert!(find("skerry_container_memory_usage_bytes")["value"].as_f64() > Some(0.0));
+    let cpu = find("skerry_container_cpu_usage_seconds_total");
+    assert_eq!(cpu["type"], "counter", "{cpu}");
+    assert!(find("skerry_agent_resident_memory_bytes")["value"].as_f64() > Some(0.0));
+    assert_eq!(find("skerry_container_oom_kills_total")["value"], 0.0);
+    env.stop_all_tasks();
+}
