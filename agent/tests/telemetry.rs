@@ -328,6 +328,36 @@ fn telemetry_metrics_follow_memory_to_the_oom_kill() {
     let table = env.skerry(&["top", "--once"]).output().expect("skerry top");
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("CONTAINER") && text.contains(&task), "{text}");
+    // The operator's view of the same device.
+    let json = f.ctl_ok(&["top", "--device", "gw1", "--output", "json"]);
+    let remote: MetricsReport = serde_json::from_str(&json).expect("ctl top json");
+    assert!(
+        remote
+            .containers
+            .iter()
+            .any(|c| c.task == task && c.oom_kills >= 1),
+        "{json}"
+    );
+    let screen = f.ctl_ok(&["top", "--device", "gw1", "--once"]);
+    assert!(
+        screen.starts_with("gw1") && screen.contains("OOM") && screen.contains(&task),
+        "{screen}"
+    );
+    // On a terminal (a pty from util-linux `script`) it redraws in place as reports
+    // arrive (one a second here) until interrupted.
+    let cmd = format!(
+        "timeout -s INT 5 {} ctl --config {} top --device gw1",
+        env!("CARGO_BIN_EXE_skerry"),
+        f.ctl_config.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    let redraws = tty.matches("\x1b[H\x1b[2J").count();
+    assert!(redraws >= 2, "{redraws} redraws on the pty: {tty:?}");
+    assert!(tty.contains(&task), "{tty:?}");
     env.stop_all_tasks();
 }
 
@@ -407,4 +437,111 @@ fn telemetry_prometheus_endpoint_parses_with_prometheus_client() {
     assert!(find("skerry_agent_resident_memory_bytes")["value"].as_f64() > Some(0.0));
     assert_eq!(find("skerry_container_oom_kills_total")["value"], 0.0);
     env.stop_all_tasks();
+}
+
+/// utime+stime (ms) and VmRSS (bytes) of a process.
+fn cpu_rss(pid: i32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    ((t(11) + t(12)) * 10, rss * 1024)
+}
+
+fn percentile(v: &mut [u64], p: usize) -> u64 {
+    v.sort_unstable();
+    v.get((v.len().saturating_sub(1)) * p / 100)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Bench (prints figures, asserts nothing about them): agent CPU and RSS with
+/// telemetry off and on (defaults) for 10 chatty containers (20 lines/s each),
+/// payload bytes per minute on the uplink, and line → `ctl logs -f` latency.
+/// `cargo test -p skerry --test telemetry telemetry_bench -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark: run by hand, prints figures"]
+fn telemetry_bench() {
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let f = Fleet::start(&[("gw1", &[])]);
+    let chatty = "i=0; while true; do echo \"$(date +%s) request $i served GET /api/v1/items?page=3 200 1532 bytes in 3 ms\"; i=$((i+1)); sleep 0.05; done";
+    let run = |telemetry: &str, label: &str| {
+        let env = TestEnv::with_config(&format!("{}{telemetry}\n", f.mqtt_section("gw1", &[], "")));
+        let agent = env.agent(&[]);
+        for n in 0..10 {
+            let extra = format!("{AWSLOGS}, \"stopTimeout\": 2");
+            env.put_desired(
+                &format!("c{n}.json"),
+                &common::sh_task(&format!("c{n}"), chatty, &extra),
+            );
+        }
+        for n in 0..10 {
+            task_id(&env, &format!("c{n}"));
+        }
+        let sub = f
+            .broker
+            .subscribe(OPERATOR, &f.broker.topic("gw1", "#"))
+            .expect("subscribe");
+        let (mut ctl, rx) = follow(&f, "c0");
+        std::thread::sleep(Duration::from_secs(5));
+        while sub.next(Duration::from_millis(10)).is_some() {}
+        while rx.try_recv().is_ok() {}
+        let (cpu0, _) = cpu_rss(agent.pid());
+        let begun = Instant::now();
+        let (mut log_bytes, mut metric_bytes, mut rss_max) = (0u64, 0u64, 0u64);
+        let mut lat = Vec::new();
+        while begun.elapsed() < Duration::from_secs(secs) {
+            while let Some(m) = sub.next(Duration::from_millis(50)) {
+                if m.topic.ends_with("/metrics") {
+                    metric_bytes += m.payload.len() as u64;
+                } else if m.topic.contains("/logs/") {
+                    log_bytes += m.payload.len() as u64;
+                }
+            }
+            while let Ok(v) = rx.try_recv() {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                if let Some(t) = v["time"]
+                    .as_str()
+                    .and_then(skerry_core::telemetry::rate::parse_stamp_ms)
+                {
+                    lat.push(now.saturating_sub(t));
+                }
+            }
+            rss_max = rss_max.max(cpu_rss(agent.pid()).1);
+        }
+        let (cpu1, _) = cpu_rss(agent.pid());
+        let _ = ctl.kill();
+        let _ = ctl.wait();
+        let per_min = |b: u64| b * 60 / secs;
+        println!(
+            "BENCH telemetry {label}: agent CPU {:.2}% of one core, RSS max {} KiB; uplink payload {} B/min logs + {} B/min metrics; line->ctl logs -f latency p50 {} ms p95 {} ms max {} ms ({} lines)",
+            (cpu1 - cpu0) as f64 / (secs * 10) as f64,
+            rss_max / 1024,
+            per_min(log_bytes),
+            per_min(metric_bytes),
+            percentile(&mut lat, 50),
+            percentile(&mut lat, 95),
+            lat.iter().max().copied().unwrap_or(0),
+            lat.len()
+        );
+        env.stop_all_tasks();
+        drop(agent);
+    };
+    run("[telemetry]\nenabled = false", "off");
+    run("", "on (defaults)");
+    run(
+        "[telemetry]\nlog_lines_per_sec = 0\nbatch_wait_ms = 200",
+        "on (unlimited, 200 ms batches)",
+    );
 }

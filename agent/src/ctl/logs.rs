@@ -85,6 +85,9 @@ pub async fn logs(
     s.subscribe(std::slice::from_ref(&topic)).await?;
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let quiet = Duration::from_millis(700);
+    // Without -f, `--output json` prints one array (the listing convention of
+    // cli::output); with -f, one object per line.
+    let mut list = Vec::new();
     loop {
         let Some((_, payload)) = s
             .message(if follow {
@@ -151,23 +154,25 @@ pub async fn logs(
             if since_ms.is_some_and(|t| parse_stamp_ms(&l.time).is_some_and(|at| at < t)) {
                 continue;
             }
+            let view = LineView {
+                container: &batch.container,
+                line: n,
+                time: &l.time,
+                stream: &l.stream,
+                text: &l.text,
+            };
             match output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string(&LineView {
-                        container: &batch.container,
-                        line: n,
-                        time: &l.time,
-                        stream: &l.stream,
-                        text: &l.text,
-                    })?
-                ),
+                Output::Json if follow => println!("{}", serde_json::to_string(&view)?),
+                Output::Json => list.push(serde_json::to_value(&view)?),
                 Output::Table if container.is_none() => {
                     println!("{} {} {} {}", batch.container, l.time, l.stream, l.text)
                 }
                 Output::Table => println!("{} {} {}", l.time, l.stream, l.text),
             }
         }
+    }
+    if output == Output::Json && !follow {
+        println!("{}", serde_json::to_string_pretty(&list)?);
     }
     s.close().await;
     Ok(0)

@@ -161,8 +161,10 @@ mod tests {
             bad(|c| c.prometheus = Some("unix:rel".into())).0,
             "telemetry.prometheus"
         );
-        let mut c = TelemetryConfig::default();
-        c.prometheus = Some("unix:/run/x.sock".into());
+        let c = TelemetryConfig {
+            prometheus: Some("unix:/run/x.sock".into()),
+            ..TelemetryConfig::default()
+        };
         assert_eq!(
             c.listen().unwrap(),
             Some(Listen::Unix("/run/x.sock".into()))

@@ -20,6 +20,8 @@ pub fn sample(state_dir: &Path) -> DeviceMetrics {
         .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0, |l| (l * 1000.0) as u64);
     let mem = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    // The casts matter on 32-bit targets (armv7), where these are u32.
+    #[allow(clippy::unnecessary_cast)]
     let (free, total) = nix::sys::statvfs::statvfs(state_dir)
         .map(|s| {
             let f = s.fragment_size() as u64;
