@@ -538,8 +538,10 @@ fn telemetry_bench() {
         env.stop_all_tasks();
         drop(agent);
     };
-    run("[telemetry]\nenabled = false", "off");
-    run("", "on (defaults)");
+    if std::env::var("BENCH_ONLY_FAST").is_err() {
+        run("[telemetry]\nenabled = false", "off");
+        run("", "on (defaults)");
+    }
     run(
         "[telemetry]\nlog_lines_per_sec = 0\nbatch_wait_ms = 200",
         "on (unlimited, 200 ms batches)",

@@ -2,7 +2,7 @@
 //! lines. Without `-f` it prints what the broker holds (each container's newest
 //! batch, retained, and what its persistent session kept since the last run) and
 //! exits; with `-f` it follows. Lines are numbered by the
-//! device: a repeated batch (a resend after a lost PUBACK) is dropped, a gap is said,
+//! device (per `epoch`): a repeated batch (a resend after a lost PUBACK) is dropped, a gap is said,
 //! and lines the device's rate limit cut or its queue dropped are reported on stderr.
 
 use std::collections::BTreeMap;
@@ -28,6 +28,7 @@ struct LineView<'a> {
 
 #[derive(Default)]
 struct Seen {
+    epoch: u64,
     next: u64,
     cut: u64,
     lost: u64,
@@ -121,6 +122,13 @@ pub async fn logs(
             }
         };
         let st = seen.entry(batch.container.clone()).or_default();
+        if st.epoch != batch.epoch {
+            // A new numbering (the task id was used again): start over.
+            *st = Seen {
+                epoch: batch.epoch,
+                ..Seen::default()
+            };
+        }
         if st.next > 0 && batch.first_line > st.next {
             eprintln!(
                 "({}: lines {}..{} not received)",

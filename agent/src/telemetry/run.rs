@@ -200,7 +200,10 @@ impl State {
             if entry.ship.is_none() && shipping {
                 if let Some((group, stream)) = &w.ship {
                     let cursor_path = w.log_dir.join(CURSOR_FILE);
-                    let cursor = load_cursor(&cursor_path);
+                    let mut cursor = load_cursor(&cursor_path);
+                    if cursor.epoch == 0 {
+                        cursor.epoch = crate::runtime::record::now_ms();
+                    }
                     entry.ship = Some(Shipper {
                         group: group.clone(),
                         stream: stream.clone(),
@@ -384,6 +387,7 @@ impl State {
                 container: container.clone(),
                 stream: s.stream.clone(),
                 group: s.group.clone(),
+                epoch: s.cursor.epoch,
                 first_line: s.pending_first,
                 cut,
                 lost: s.lost,

@@ -26,6 +26,9 @@ pub struct Cursor {
     /// crc32 of the cursor file's first line; 0 while it has none.
     #[serde(default)]
     pub head: u32,
+    /// When this numbering began (wall ms; see `LogBatch::epoch`).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// crc32 of a file's first whole line (at most 256 bytes read); 0 if it has none.

@@ -82,6 +82,7 @@ mod tests {
             container: "c".into(),
             stream: String::new(),
             group: String::new(),
+            epoch: 1,
             first_line: 1,
             cut: 0,
             lost: 0,

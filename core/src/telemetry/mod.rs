@@ -94,6 +94,10 @@ pub struct LogBatch {
     pub stream: String,
     /// `awslogs-group`.
     pub group: String,
+    /// When this container's numbering began (ms since the epoch, set when its first
+    /// cursor was made): a task id used again (a new state directory, a redeployed
+    /// file) starts a new numbering, and a receiver starts over on a new `epoch`.
+    pub epoch: u64,
     /// Number of the first line in this container's shipped sequence (from 1): a
     /// receiver drops lines it has seen and notices gaps.
     pub first_line: u64,
