@@ -142,8 +142,12 @@ async fn run(layout: StateLayout, cfg: TelemetryConfig, link: Option<LinkSetup>)
         };
         if let Some(ev) = ev {
             if let Some((_, u)) = st.link.as_mut() {
-                if let Some(mark) = u.on_event(ev) {
-                    store_cursor(&mark);
+                // Only the newest mark of each cursor file matters.
+                let marks = u.on_event(ev);
+                for (i, m) in marks.iter().enumerate() {
+                    if !marks[i + 1..].iter().any(|n| n.path == m.path) {
+                        store_cursor(m);
+                    }
                 }
             }
         }

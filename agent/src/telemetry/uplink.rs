@@ -3,8 +3,9 @@
 //! from the state link (`crate::sync`) on purpose: telemetry has its own bound
 //! (`queue_max_bytes`, in memory; log lines wait in their files, not here), so a flood
 //! of logs can never push a state report out of the outbox, and a slow telemetry
-//! publish never delays a reported state. One publish is in flight at a time; an item
-//! leaves the queue on its PUBACK, and a log batch's cursor is stored then.
+//! publish never delays a reported state. Up to [`WINDOW`] publishes are in flight; items
+//! leave the queue in order once they and all before them are acknowledged, and a log
+//! batch's cursor is stored then. A lost link resends every unacknowledged item.
 //! When the bound is hit the oldest items go, counted (`dropped`).
 
 use std::collections::VecDeque;
@@ -20,6 +21,9 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::tail::Cursor;
 use crate::sync::LinkSetup;
+
+/// Publishes in flight at most.
+const WINDOW: usize = 8;
 
 /// Stored when an item is acknowledged: a log batch's cursor.
 #[derive(Debug, Clone)]
@@ -46,8 +50,9 @@ pub struct Uplink {
     bytes: usize,
     max_bytes: usize,
     connected: bool,
-    /// The head was handed to rumqttc; its packet id once known.
-    sent: Option<Option<u16>>,
+    /// The first `sent.len()` items were handed to rumqttc: their packet ids once
+    /// known, and whether they were acknowledged.
+    sent: VecDeque<(Option<u16>, bool)>,
     pub dropped: u64,
     /// Lines of dropped log batches, per (task, container), not yet reported.
     pub lost: Vec<(String, String, u64)>,
@@ -77,7 +82,7 @@ impl Uplink {
             bytes: 0,
             max_bytes,
             connected: false,
-            sent: None,
+            sent: VecDeque::new(),
             dropped: 0,
             lost: Vec::new(),
         }
@@ -91,8 +96,8 @@ impl Uplink {
     pub fn push(&mut self, item: Item) {
         self.bytes += item.payload.len();
         self.queue.push_back(item);
-        // Never drop the head while it is in flight.
-        let keep = usize::from(self.sent.is_some());
+        // Never drop what is in flight.
+        let keep = self.sent.len();
         while self.bytes > self.max_bytes && self.queue.len() > keep + 1 {
             if let Some(old) = self.queue.remove(keep) {
                 self.bytes -= old.payload.len();
@@ -104,29 +109,32 @@ impl Uplink {
         }
     }
 
-    /// Handles one event of the session; returns the mark of an acknowledged item.
-    pub fn on_event(&mut self, ev: Result<Event, String>) -> Option<AckMark> {
+    /// Handles one event of the session; returns the marks of the items that left
+    /// the queue, in order.
+    pub fn on_event(&mut self, ev: Result<Event, String>) -> Vec<AckMark> {
+        let mut marks = Vec::new();
         match ev {
             Err(e) => {
                 if self.connected {
                     tracing::warn!(error = %e, "telemetry link down; queueing");
                 }
                 self.connected = false;
-                self.sent = None;
-                None
+                self.sent.clear();
             }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 self.connected = true;
-                self.sent = None;
-                None
+                self.sent.clear();
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                if let Some(None) = self.sent {
-                    self.sent = Some(Some(pkid));
+                if let Some(slot) = self.sent.iter_mut().find(|s| s.0.is_none()) {
+                    slot.0 = Some(pkid);
                 }
-                None
             }
-            Ok(Event::Incoming(Packet::PubAck(a))) if self.sent == Some(Some(a.pkid)) => {
+            Ok(Event::Incoming(Packet::PubAck(a))) => {
+                let Some(slot) = self.sent.iter_mut().find(|s| s.0 == Some(a.pkid) && !s.1) else {
+                    return marks;
+                };
+                slot.1 = true;
                 if !matches!(
                     a.reason,
                     PubAckReason::Success | PubAckReason::NoMatchingSubscribers
@@ -134,31 +142,40 @@ impl Uplink {
                     tracing::warn!(reason = ?a.reason, "broker refused a telemetry publish (check its ACL); dropped");
                     self.dropped += 1;
                 }
-                self.sent = None;
-                let item = self.queue.pop_front()?;
-                self.bytes -= item.payload.len();
-                item.mark
+                while self.sent.front().is_some_and(|s| s.1) {
+                    self.sent.pop_front();
+                    if let Some(item) = self.queue.pop_front() {
+                        self.bytes -= item.payload.len();
+                        marks.extend(item.mark);
+                    }
+                }
             }
-            Ok(_) => None,
+            Ok(_) => {}
         }
+        marks
     }
 
-    /// Hands the head of the queue to rumqttc when nothing is in flight.
+    /// Hands queued items to rumqttc while the window has room.
     pub fn pump(&mut self) {
-        if !self.connected || self.sent.is_some() {
+        if !self.connected {
             return;
         }
-        let Some(head) = self.queue.front() else {
-            return;
-        };
-        match self.client.try_publish(
-            head.topic.clone(),
-            QoS::AtLeastOnce,
-            true,
-            head.payload.clone(),
-        ) {
-            Ok(()) => self.sent = Some(None),
-            Err(e) => tracing::debug!(error = %e, "telemetry publish not queued yet"),
+        while self.sent.len() < WINDOW {
+            let Some(item) = self.queue.get(self.sent.len()) else {
+                return;
+            };
+            match self.client.try_publish(
+                item.topic.clone(),
+                QoS::AtLeastOnce,
+                true,
+                item.payload.clone(),
+            ) {
+                Ok(()) => self.sent.push_back((None, false)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "telemetry publish not queued yet");
+                    return;
+                }
+            }
         }
     }
 }
