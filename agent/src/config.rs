@@ -27,6 +27,7 @@
 //! [mqtt]                          # broker sync: see crate::sync::config
 //! [images]                        # pulls and image GC: see `config::images`
 //! [registries."host:port"]        # credentials, insecure, ca_file
+//! [telemetry]                     # metrics, log shipping: see crate::telemetry::config
 //! ```
 
 use std::fmt::Write as _;
@@ -145,6 +146,8 @@ pub struct AgentConfig {
     /// Per-registry credentials and transport, by `host[:port]`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub registries: std::collections::BTreeMap<String, RegistryConfig>,
+    /// Metrics, log shipping, the Prometheus endpoint: see `crate::telemetry::config`.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// `[logs]`: rotation of each container's stdout/stderr files.
@@ -233,6 +236,7 @@ impl Default for AgentConfig {
             mqtt: None,
             images: ImagesConfig::default(),
             registries: std::collections::BTreeMap::new(),
+            telemetry: crate::telemetry::TelemetryConfig::default(),
         }
     }
 }
@@ -373,6 +377,9 @@ impl AgentConfig {
         }
         self.bridge.subnet()?;
         images::validate(&self.images, &self.registries)?;
+        self.telemetry
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;
         if let Some(m) = &self.mqtt {
             m.validate()
                 .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;

@@ -9,6 +9,7 @@
 //! - [`config`]: the agent's TOML configuration.
 //! - [`supervisor`]: keeps the desired tasks running (local directory and fleet documents).
 //! - [`sync`]: the MQTT link (fleet mode): documents in, reports out.
+//! - [`telemetry`]: metrics from cgroups and /proc, log shipping, the Prometheus endpoint.
 //! - [`ctl`]: the operator commands (`skerry ctl`): sign, publish, read status and events.
 //! - [`context`], [`signals`], [`taskdef`]: what the commands and the supervisor share
 //!   (opened config and stores, stop signals, the task-definition file reader).
@@ -32,3 +33,4 @@ pub mod supervisor;
 pub mod sync;
 pub mod task;
 pub mod taskdef;
+pub mod telemetry;

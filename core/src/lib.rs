@@ -3,6 +3,7 @@
 //! - [`reconcile`]: the reconciler: (desired, observed, now) → actions.
 //! - [`proto`]: the MQTT wire: topics, envelopes, signed documents, delivery rules.
 //! - [`bridge`]: bridge subnet, container addresses and host-port choices.
+//! - [`telemetry`]: metrics and log-batch wire types, the line budget, batching.
 //!
 //! Kept as its own crate so it builds without tokio or libcontainer, and so its tests
 //! can link embassy-time's mock driver while the agent links the std driver.
@@ -11,3 +12,4 @@ pub mod bridge;
 pub mod proto;
 pub mod reconcile;
 pub mod spec;
+pub mod telemetry;

@@ -13,6 +13,7 @@ mod pull;
 pub mod run;
 mod stop;
 mod tail;
+mod top;
 
 use std::path::PathBuf;
 
@@ -48,6 +49,8 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Print the agent's events: launches, exits, restarts, health, deployments.
     Events(events::EventsArgs),
+    /// The containers' and the device's figures, from the agent's local telemetry.
+    Top(top::TopArgs),
     /// Manage local images.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -145,6 +148,7 @@ pub fn dispatch(cli: Cli) -> i32 {
                 Command::Logs(a) => logs::logs(&ctx, a),
                 Command::Stop(a) => stop::stop(&ctx, a),
                 Command::Events(a) => events::events(&ctx, a),
+                Command::Top(a) => top::top(&ctx, a),
                 Command::Image(c) => image::image(&ctx, c),
                 Command::Agent(a) if a.check_config => {
                     println!("config ok: state_dir {}", ctx.config.state_dir.display());

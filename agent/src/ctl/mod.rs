@@ -9,8 +9,10 @@ pub mod config;
 mod documents;
 mod events;
 mod keys;
+mod logs;
 mod publish;
 mod status;
+mod top;
 mod wait;
 
 use std::path::{Path, PathBuf};
@@ -116,6 +118,31 @@ pub enum CtlCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// A device's containers and figures (telemetry), redrawn as reports arrive.
+    Top {
+        #[arg(long)]
+        device: String,
+        /// Print one screen and exit.
+        #[arg(long)]
+        once: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// A task's container logs as the device ships them (`awslogs` containers).
+    Logs {
+        #[arg(long)]
+        device: String,
+        task: String,
+        container: Option<String>,
+        /// Keep following.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only lines from this age (`10m`, `2h`) or RFC 3339 time on.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
 }
 
 /// Runs `skerry ctl`; `config` is the global `--config` (the ctl config here).
@@ -197,5 +224,21 @@ async fn run(cfg: &CtlConfig, cmd: CtlCommand) -> anyhow::Result<i32> {
             follow,
             output,
         } => events::events(cfg, &device, follow, output).await,
+        CtlCommand::Top {
+            device,
+            once,
+            output,
+        } => top::top(cfg, &device, once, output).await,
+        CtlCommand::Logs {
+            device,
+            task,
+            container,
+            follow,
+            since,
+            output,
+        } => {
+            let (c, s) = (container.as_deref(), since.as_deref());
+            logs::logs(cfg, &device, &task, c, follow, s, output).await
+        }
     }
 }

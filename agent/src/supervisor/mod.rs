@@ -141,6 +141,7 @@ pub fn agent_main(ctx: &Context) -> anyhow::Result<i32> {
     if let Some(m) = &ctx.config.mqtt {
         sup.connect(ctx, m)?;
     }
+    start_telemetry(ctx);
     let summary = sup.summary();
     tracing::info!(
         adopt_ms = begun.elapsed().as_millis() as u64,
@@ -187,6 +188,22 @@ pub fn agent_main(ctx: &Context) -> anyhow::Result<i32> {
             }
         }
         sup.wait();
+    }
+}
+
+/// Telemetry's own thread (off the loop's path; its failure is logged, not fatal).
+fn start_telemetry(ctx: &Context) {
+    let t = &ctx.config.telemetry;
+    if !t.enabled {
+        return;
+    }
+    let link = ctx.config.mqtt.as_ref().and_then(|m| {
+        crate::sync::LinkSetup::resolve(m, ctx.layout.root(), ctx.layout.outbox())
+            .map_err(|e| tracing::warn!(error = %e, "telemetry: local only"))
+            .ok()
+    });
+    if let Err(e) = crate::telemetry::spawn(ctx.layout.clone(), t.clone(), link) {
+        tracing::warn!(error = %e, "telemetry not started");
     }
 }
 

@@ -7,7 +7,8 @@
 //!    "revision_id", "digest", "phase": "Active"|"Stopping"|"Stopped"|"Deleted",
 //!    "stopped_reason",
 //!    "containers": {"<name>": {"state": "PENDING"|"CREATED"|"RUNNING"|"EXITED",
-//!       "pid", "exit_code", "health": "UNKNOWN"|"HEALTHY"|"UNHEALTHY", "restart_count",
+//!       "pid", "exit_code", "exit_reason": "Exited"|"OutOfMemory"|"Killed"|"Error"|"Lost",
+//!       "health": "UNKNOWN"|"HEALTHY"|"UNHEALTHY", "restart_count",
 //!       "network_bindings": [{"bindIP", "hostPort", "containerPort", "protocol"}]}}}},
 //!  "services": {"<name>": {"desired_count", "revision", "revision_id",
 //!    "stable_revision", "stable_revision_id", "stability_window_secs",
@@ -32,11 +33,13 @@ pub fn view(snap: &Snapshot, desired: &Desired) -> Value {
     for (id, t) in &snap.observed.tasks {
         let mut containers = Map::new();
         for c in &t.containers {
-            let (state, pid, code) = match &c.state {
-                ContainerState::Pending => ("PENDING", None, None),
-                ContainerState::Created => ("CREATED", None, None),
-                ContainerState::Running { pid, .. } => ("RUNNING", Some(*pid), None),
-                ContainerState::Exited { code, .. } => ("EXITED", None, Some(*code)),
+            let (state, pid, code, reason) = match &c.state {
+                ContainerState::Pending => ("PENDING", None, None, None),
+                ContainerState::Created => ("CREATED", None, None, None),
+                ContainerState::Running { pid, .. } => ("RUNNING", Some(*pid), None, None),
+                ContainerState::Exited { code, reason, .. } => {
+                    ("EXITED", None, Some(*code), Some(format!("{reason:?}")))
+                }
             };
             let health = match c.health.status {
                 HealthStatus::Unknown => "UNKNOWN",
@@ -45,8 +48,8 @@ pub fn view(snap: &Snapshot, desired: &Desired) -> Value {
             };
             containers.insert(
                 c.name.clone(),
-                json!({"state": state, "pid": pid, "exit_code": code, "health": health,
-                       "restart_count": c.restart_count}),
+                json!({"state": state, "pid": pid, "exit_code": code, "exit_reason": reason,
+                       "health": health, "restart_count": c.restart_count}),
             );
         }
         let owner = match &t.owner {

@@ -34,6 +34,10 @@ pub enum Body {
     Reported(ReportedState),
     /// Online (retained on connect) or offline (the Last Will).
     Status(Presence),
+    /// Device and container figures of one period (device → operator, `…/metrics`).
+    Metrics(crate::telemetry::MetricsReport),
+    /// Lines of one container (device → operator, `…/logs/<task>/<container>`).
+    Logs(crate::telemetry::LogBatch),
 }
 
 /// Consecutive outbox records; a receiver drops any `seq` it has seen already.

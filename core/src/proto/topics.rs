@@ -105,6 +105,21 @@ impl Topics {
         self.device(device, "status")
     }
 
+    /// Telemetry figures of a device.
+    pub fn metrics(&self, device: &str) -> String {
+        self.device(device, "metrics")
+    }
+
+    /// Log batches of one container; `task` and `container` are checked names.
+    pub fn logs(&self, device: &str, task: &str, container: &str) -> String {
+        self.device(device, &format!("logs/{task}/{container}"))
+    }
+
+    /// Every container's log batches of one task (a wildcard).
+    pub fn task_logs(&self, device: &str, task: &str) -> String {
+        self.device(device, &format!("logs/{task}/+"))
+    }
+
     /// All devices' reported states (a wildcard: mosquitto delivers retained messages
     /// to it; AWS IoT Core does not, see docs/fleet-brokers.md).
     pub fn all_reported(&self) -> String {
@@ -158,5 +173,11 @@ mod tests {
             None
         );
         assert_eq!(t.device_of("skerry/v1/acme/gw1/events", "reported"), None);
+        assert_eq!(t.metrics("gw1"), "skerry/v1/acme/gw1/metrics");
+        assert_eq!(
+            t.logs("gw1", "web", "nginx"),
+            "skerry/v1/acme/gw1/logs/web/nginx"
+        );
+        assert_eq!(t.task_logs("gw1", "web"), "skerry/v1/acme/gw1/logs/web/+");
     }
 }
