@@ -444,6 +444,55 @@ fn pull_stalled_link_times_out_and_resumes() {
     );
 }
 
+/// A gateway with no CA bundle (the QEMU board has none): a plain-HTTP registry still
+/// pulls; a TLS one without `ca_file` is refused naming what is missing, not with
+/// reqwest's bare "builder error".
+#[test]
+fn pull_works_on_a_system_without_ca_certificates() {
+    let plain = Registry::start(RegistryOpts::default());
+    plain.push(&test_images().join("busybox-amd64"), "noca", "latest");
+    let tls = Registry::start(RegistryOpts {
+        tls: true,
+        ..RegistryOpts::default()
+    });
+    let state = tempfile::tempdir().expect("state");
+    let empty = state.path().join("no-certs");
+    fs::create_dir_all(&empty).expect("dir");
+    let config = state.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[images]\nmin_retry_delay_ms = 20\n[registries.\"{}\"]\ninsecure = true\n",
+            state.path().join("s").display(),
+            plain.addr
+        ),
+    )
+    .expect("config");
+    let pull = |reference: String| {
+        Command::new(env!("CARGO_BIN_EXE_skerry"))
+            .env("SKERRY_CONFIG", &config)
+            .env("SKERRY_LOG", "warn")
+            .env("SSL_CERT_FILE", empty.join("none.pem"))
+            .env("SSL_CERT_DIR", &empty)
+            .args(["image", "pull", &reference])
+            .output()
+            .expect("skerry image pull")
+    };
+    let ok = pull(format!("{}/noca:latest", plain.addr));
+    assert!(
+        ok.status.success(),
+        "plain HTTP pull without CA certificates: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refused = pull(format!("{}/noca:latest", tls.addr));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.contains("no CA certificate") && err.contains(&tls.addr),
+        "{err}"
+    );
+}
+
 // ---- restart and disk ---------------------------------------------------------------------------
 
 #[test]

@@ -43,10 +43,58 @@ pub struct Endpoint {
     pub clock_floor_secs: u64,
 }
 
+/// The CAs a registry's certificate is checked against: the system's store (the
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR` or the distribution's bundle, as
+/// rustls-native-certs finds it) plus the registry's `ca_file`. Loaded here rather than
+/// by reqwest's platform verifier, which refuses to build at all on a gateway with no
+/// CA bundle, even for a plain-HTTP registry.
+struct TrustRoots {
+    reqwest: Vec<reqwest::Certificate>,
+    oci: Vec<Certificate>,
+}
+
+impl TrustRoots {
+    fn load(endpoint: &Endpoint) -> Result<Self, String> {
+        let mut roots = Self {
+            reqwest: Vec::new(),
+            oci: Vec::new(),
+        };
+        for der in rustls_native_certs::load_native_certs().certs {
+            if let Ok(c) = reqwest::Certificate::from_der(der.as_ref()) {
+                roots.reqwest.push(c);
+                roots.oci.push(Certificate {
+                    encoding: CertificateEncoding::Der,
+                    data: der.as_ref().to_vec(),
+                });
+            }
+        }
+        if let Some(pem) = &endpoint.ca_pem {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("ca_file: {e}"))?;
+            if certs.is_empty() {
+                return Err("ca_file holds no PEM certificate".to_owned());
+            }
+            roots.reqwest.extend(certs);
+            roots.oci.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: pem.clone(),
+            });
+        }
+        if roots.oci.is_empty() && !endpoint.insecure {
+            return Err(format!(
+                "no CA certificate to check it against: the system has none (install ca-certificates, or set SSL_CERT_FILE) and [registries.\"{}\"] has no ca_file",
+                endpoint.host
+            ));
+        }
+        Ok(roots)
+    }
+}
+
 /// A logged-in view of one repository.
 pub(crate) struct Registry {
     http: reqwest::Client,
-    oci: oci_client::Client,
+    /// `None` on a system with no CA store (a plain-HTTP registry): no token handshake.
+    oci: Option<oci_client::Client>,
     oci_ref: oci_client::Reference,
     creds: Credentials,
     /// What requests carry as `Authorization` (set by `login`).
@@ -80,38 +128,37 @@ impl Registry {
             registry: endpoint.host.clone(),
             reason,
         };
-        let mut builder = reqwest::Client::builder()
+        let roots = TrustRoots::load(endpoint).map_err(client_err)?;
+        let http = reqwest::Client::builder()
             .connect_timeout(endpoint.connect_timeout)
             .read_timeout(endpoint.read_timeout)
             .user_agent(concat!("skerry/", env!("CARGO_PKG_VERSION")))
-            .no_proxy();
-        let mut extra = Vec::new();
-        if let Some(pem) = &endpoint.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| client_err(format!("ca_file: {e}")))?;
-            if certs.is_empty() {
-                return Err(client_err("ca_file holds no PEM certificate".to_owned()));
-            }
-            builder = builder.tls_certs_merge(certs);
-            extra.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: pem.clone(),
-            });
-        }
-        let http = builder.build().map_err(|e| client_err(e.to_string()))?;
+            .no_proxy()
+            .tls_certs_only(roots.reqwest)
+            .build()
+            .map_err(|e| client_err(e.to_string()))?;
         let protocol = if endpoint.insecure {
             ClientProtocol::Http
         } else {
             ClientProtocol::Https
         };
-        let oci = oci_client::Client::try_from(ClientConfig {
-            protocol,
-            extra_root_certificates: extra,
-            connect_timeout: Some(endpoint.connect_timeout),
-            read_timeout: Some(endpoint.read_timeout),
-            ..ClientConfig::default()
-        })
-        .map_err(|e| client_err(e.to_string()))?;
+        // oci-client builds a default reqwest client besides the configured one, and
+        // that one panics on a system with no CA store. There (only a plain-HTTP
+        // registry gets this far) the handshake is skipped: anonymous or Basic.
+        let oci = if roots.oci.is_empty() {
+            None
+        } else {
+            Some(
+                oci_client::Client::try_from(ClientConfig {
+                    protocol,
+                    tls_certs_only: roots.oci,
+                    connect_timeout: Some(endpoint.connect_timeout),
+                    read_timeout: Some(endpoint.read_timeout),
+                    ..ClientConfig::default()
+                })
+                .map_err(|e| client_err(e.to_string()))?,
+            )
+        };
         Ok(Self {
             http,
             oci,
@@ -133,11 +180,13 @@ impl Registry {
     /// Runs the auth handshake and keeps the `Authorization` value it yields.
     pub(crate) async fn login(&self) -> Result<(), PullError> {
         self.check_clock()?;
-        let token = self
-            .oci
-            .auth(&self.oci_ref, &self.creds.to_oci(), RegistryOperation::Pull)
-            .await
-            .map_err(|e| self.login_error(e))?;
+        let token = match &self.oci {
+            Some(oci) => oci
+                .auth(&self.oci_ref, &self.creds.to_oci(), RegistryOperation::Pull)
+                .await
+                .map_err(|e| self.login_error(e))?,
+            None => None,
+        };
         let value = match (token, &self.creds) {
             (Some(token), _) => Some(format!("Bearer {token}")),
             (None, Credentials::Basic { username, password }) => {
