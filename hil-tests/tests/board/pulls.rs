@@ -4,7 +4,7 @@
 //! rolled back by the circuit breaker, on the board, with the result in the retained
 //! reported state.
 //!
-//! The new image is the arm64 busybox plus one layer made here with `umoci insert`: a
+//! The new image is the arm64 busybox plus one layer made here (GNU tar, gzip): a
 //! revision file and 2 MiB of incompressible bytes, so the pull really crosses the
 //! emulated link (the busybox layer is on the board already).
 
