@@ -115,9 +115,8 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn deploy() {
-    let f = Fleet::start(&[("gw1", &[])]);
-    // The device trusts the bench's own signing key too.
+/// Device gw1's agent, trusting the bench's own signing key too, connected.
+fn device_trusting_bench_key(f: &Fleet) -> (common::TestEnv, common::AgentProc) {
     let section = f.mqtt_section("gw1", &[], "").replace(
         &format!("trusted_keys = [\"{}\"]", f.public_key),
         &format!(
@@ -127,8 +126,14 @@ fn deploy() {
         ),
     );
     let env = common::TestEnv::with_config(&section);
-    let _agent = env.agent(&[]);
+    let agent = env.agent(&[]);
     std::thread::sleep(Duration::from_secs(2));
+    (env, agent)
+}
+
+fn deploy() {
+    let f = Fleet::start(&[("gw1", &[])]);
+    let (env, _agent) = device_trusting_bench_key(&f);
     let topic = f.broker.topic("gw1", "desired");
     // What a publish costs with mosquitto_pub (process, TLS handshake, PUBACK).
     let mut pub_cost = Vec::new();
@@ -284,28 +289,8 @@ fn service(image: &str, script: &str) -> Entry {
 
 fn supersede() {
     let f = Fleet::start(&[("gw1", &[])]);
-    let section = f.mqtt_section("gw1", &[], "").replace(
-        &format!("trusted_keys = [\"{}\"]", f.public_key),
-        &format!(
-            "trusted_keys = [\"{}\", \"{}\"]",
-            f.public_key,
-            hex_of_key()
-        ),
-    );
-    let env = common::TestEnv::with_config(&section);
-    let _agent = env.agent(&[]);
-    std::thread::sleep(Duration::from_secs(2));
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = silent.local_addr().expect("addr").port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = accepted.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in silent.incoming().flatten() {
-            held.push(c);
-            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
+    let (env, _agent) = device_trusting_bench_key(&f);
+    let silent = common::fleet::SilentRegistry::start();
     let topic = f.broker.topic("gw1", "desired");
     let publish = |version: u64, entry: Entry| {
         let doc = DeploymentDoc {
@@ -329,13 +314,13 @@ fn supersede() {
     };
     let mut took = Vec::new();
     for i in 1..=10u64 {
-        let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        let before = silent.accepted();
         publish(
             2 * i - 1,
-            service(&format!("127.0.0.1:{port}/none:{i}"), "sleep 3600"),
+            service(&format!("127.0.0.1:{}/none:{i}", silent.port), "sleep 3600"),
         );
         let t = Instant::now();
-        while accepted.load(std::sync::atomic::Ordering::SeqCst) == before {
+        while silent.accepted() == before {
             assert!(
                 t.elapsed() < Duration::from_secs(30),
                 "stuck revision {i} never pulled"

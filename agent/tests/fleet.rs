@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::broker::OPERATOR;
-use common::fleet::{device_events, task_status, Fleet, FLEET};
+use common::fleet::{device_events, task_status, Fleet, SilentRegistry, FLEET};
 use skerry_core::proto::document::DOC_SCHEMA;
 use skerry_core::proto::reported::ApplyState;
 use skerry_core::proto::{sign_document, Body, DeploymentDoc, Entry, Envelope, Target};
@@ -340,19 +340,11 @@ fn fleet_newer_version_supersedes_a_stuck_one() {
     let ops = f.dir.path();
     // A registry on loopback that accepts connections and never answers: v1's image
     // pull hangs, as on a link that went dead mid-pull.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = silent.local_addr().expect("addr").port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = accepted.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in silent.incoming().flatten() {
-            held.push(conn);
-            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
-    let stuck = service_json("web", "sleep 3600")
-        .replace("busybox:latest", &format!("127.0.0.1:{port}/none:1"));
+    let silent = SilentRegistry::start();
+    let stuck = service_json("web", "sleep 3600").replace(
+        "busybox:latest",
+        &format!("127.0.0.1:{}/none:1", silent.port),
+    );
     let p = write(ops, "web.service.json", &stuck);
     f.ctl_ok(&["apply", "--device", "gw1", &p]);
     let dev = Target::Device("gw1".into());
@@ -360,7 +352,7 @@ fn fleet_newer_version_supersedes_a_stuck_one() {
         r.documents.iter().any(|d| d.version == 1)
     });
     let t0 = Instant::now();
-    while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+    while silent.accepted() == 0 {
         assert!(
             t0.elapsed() < Duration::from_secs(30),
             "v1 never began its pull"

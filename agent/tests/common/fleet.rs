@@ -162,3 +162,32 @@ pub fn device_events(env: &TestEnv) -> String {
         .expect("skerry events");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A registry on loopback that accepts connections and never answers: a pull from it
+/// hangs, as on a link that went dead mid-pull. Counts the connections it took.
+pub struct SilentRegistry {
+    pub port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentRegistry {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming().flatten() {
+                held.push(conn);
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        Self { port, accepted }
+    }
+
+    /// Connections taken so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
