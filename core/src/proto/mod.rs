@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod document;
 pub mod envelope;
 pub mod events;
+pub mod json_pack;
 pub mod merge;
 pub mod reported;
 pub mod topics;
