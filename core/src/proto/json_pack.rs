@@ -503,8 +503,7 @@ mod tests {
             unpack(&[5, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f]),
             Err(PackError::NotFinite)
         );
-        let deep: Vec<u8> = std::iter::repeat([8u8, 1])
-            .take(MAX_DEPTH + 2)
+        let deep: Vec<u8> = std::iter::repeat_n([8u8, 1], MAX_DEPTH + 2)
             .flatten()
             .chain([0])
             .collect();
