@@ -166,6 +166,7 @@ impl Runtime {
         super::volumes::prepare(task, c, &rootfs, &task_volumes_dir, &shared_volumes_dir)?;
         let init_binary = (c.linux.init_process_enabled && is_static_elf(&self.cfg.monitor_exe))
             .then(|| self.cfg.monitor_exe.clone());
+        let devices = super::devices::resolve(c)?;
         let spec = build_spec(&BundleInputs {
             task_id,
             task,
@@ -181,7 +182,7 @@ impl Runtime {
             init_binary,
             task_pid_ns: shared.pid.clone(),
             task_ipc_ns: shared.ipc.clone(),
-            devices: super::devices::resolve(c)?,
+            devices: devices.clone(),
             netns: own.map(|o| o.netns.clone()),
         })?;
         record::save(&dir.join("bundle/config.json"), &spec)?;
@@ -206,6 +207,7 @@ impl Runtime {
                 SeccompMode::Unconfined
             },
             discard_output: c.log == LogDriver::None,
+            device_filter: (!c.privileged).then(|| super::devfilter::rules_for(&devices)),
         };
         fs::create_dir_all(&plan.log_dir).map_err(|e| RuntimeError::io(&plan.log_dir, e))?;
         fs::create_dir_all(&plan.libcontainer_root)

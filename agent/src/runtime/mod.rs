@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod caps;
 pub mod cgroup;
+pub mod devfilter;
 pub mod devices;
 pub mod etcfiles;
 pub mod exec;

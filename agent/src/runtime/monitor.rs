@@ -22,6 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use libcgroups::common::{get_cgroup_setup, CgroupSetup};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
@@ -157,6 +158,15 @@ fn start_container(container_dir: &Path, plan: &LaunchPlan) -> Result<Started, R
         .with_detach(true)
         .build()
         .map_err(lc)?;
+    // The container exists (cgroup made, init waiting to exec): filter its devices
+    // before any of the user's code runs.
+    if let Err(e) = filter_devices(plan) {
+        let _ = container.delete(true);
+        return Err(RuntimeError::Libcontainer(
+            plan.container_id.clone(),
+            e.to_string(),
+        ));
+    }
     let started_at_ms = record::now_ms();
     if let Err(e) = container.start() {
         let _ = container.delete(true);
@@ -186,6 +196,22 @@ fn start_container(container_dir: &Path, plan: &LaunchPlan) -> Result<Started, R
         started_at_ms,
     })
 }
+
+/// On cgroup v2 (unified hierarchy), attaches the device filter to the container's
+/// cgroup; on v1 and hybrid hosts libcontainer has written the rules already.
+fn filter_devices(plan: &LaunchPlan) -> Result<(), super::devfilter::DevFilterError> {
+    let Some(listed) = &plan.device_filter else {
+        return Ok(());
+    };
+    if !matches!(get_cgroup_setup(), Ok(CgroupSetup::Unified)) {
+        return Ok(());
+    }
+    let dir = Path::new(CGROUP_V2_ROOT).join(plan.cgroup_path.trim_start_matches('/'));
+    super::devfilter::attach(&dir, listed)
+}
+
+/// Where the unified hierarchy is mounted on a cgroup v2 host.
+const CGROUP_V2_ROOT: &str = "/sys/fs/cgroup";
 
 fn supervise(container_dir: &Path, plan: &LaunchPlan, mut s: Started) -> i32 {
     let mut mask = SigSet::empty();
