@@ -9,7 +9,9 @@
 //! and before it starts the user's process. The container's cgroup is new, so
 //! nothing else is attached to it; with `ALLOW_MULTI` a program an ancestor cgroup
 //! holds still applies too (each must allow). The attachment lives as long as the
-//! cgroup: closing the program's fd here does not detach it.
+//! cgroup: closing the program's fd here does not detach it. A kernel that cannot
+//! load or attach the filter makes the container fail to start, naming the cause
+//! (runc does the same): running it without device rules would be a silent hole.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -61,10 +63,21 @@ pub enum DevFilterError {
     Access(String, char),
     #[error("device filter: opening cgroup {0}: {1}")]
     Cgroup(String, std::io::Error),
-    #[error("device filter: bpf(BPF_PROG_LOAD): {0} (the kernel needs CONFIG_CGROUP_BPF){1}")]
+    #[error("device filter: bpf(BPF_PROG_LOAD): {0}{}{1}", hint(.0))]
     Load(std::io::Error, String),
     #[error("device filter: bpf(BPF_PROG_ATTACH) to {0}: {1}")]
     Attach(String, std::io::Error),
+}
+
+/// What a load failure usually means, for the refusal.
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) => {
+            " (no bpf(2): a kernel without CONFIG_BPF_SYSCALL, or an emulator such as qemu-user)"
+        }
+        Some(libc::EINVAL) => " (the kernel needs CONFIG_CGROUP_BPF for cgroup device filters)",
+        _ => "",
+    }
 }
 
 /// `union bpf_attr` for `BPF_PROG_LOAD`, up to `expected_attach_type`, padded to
