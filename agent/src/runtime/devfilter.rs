@@ -63,7 +63,7 @@ pub enum DevFilterError {
     Access(String, char),
     #[error("device filter: opening cgroup {0}: {1}")]
     Cgroup(String, std::io::Error),
-    #[error("device filter: bpf(BPF_PROG_LOAD): {0}{}{1}", hint(.0))]
+    #[error("device filter: bpf(BPF_PROG_LOAD): {0}{hint}{1}", hint = hint(.0))]
     Load(std::io::Error, String),
     #[error("device filter: bpf(BPF_PROG_ATTACH) to {0}: {1}")]
     Attach(String, std::io::Error),

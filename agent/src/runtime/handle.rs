@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use skerry_core::spec::{
-    ContainerDefinition, LogDriver, NamespaceMode, NetworkMode, TaskDefinition,
+    ContainerDefinition, JournalContext, LogDriver, NamespaceMode, NetworkMode, TaskDefinition,
 };
 
 use super::bundle::{build_spec, cgroup_path, BundleInputs};
@@ -186,6 +186,18 @@ impl Runtime {
             netns: own.map(|o| o.netns.clone()),
         })?;
         record::save(&dir.join("bundle/config.json"), &spec)?;
+        let journal_fields = match &c.log {
+            LogDriver::Journald(j) => Some(j.fields(&JournalContext {
+                task_id,
+                container: &c.name,
+                container_id: &id,
+                image_name: &c.image,
+                image_id: &image.manifest_digest,
+                labels: &c.labels,
+                environment: &c.environment,
+            })),
+            _ => None,
+        };
         let plan = LaunchPlan {
             container_id: id,
             libcontainer_root: self.cfg.layout.libcontainer(),
@@ -207,6 +219,7 @@ impl Runtime {
                 SeccompMode::Unconfined
             },
             discard_output: c.log == LogDriver::None,
+            journal_fields,
             device_filter: (!c.privileged).then(|| super::devfilter::rules_for(&devices)),
         };
         fs::create_dir_all(&plan.log_dir).map_err(|e| RuntimeError::io(&plan.log_dir, e))?;

@@ -15,6 +15,7 @@ pub mod etcfiles;
 pub mod exec;
 mod handle;
 pub mod init;
+pub mod journal;
 pub mod logfile;
 pub mod monitor;
 pub mod record;

@@ -35,6 +35,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{dup2, fork, pipe, setsid, ForkResult, Pid};
 
 use super::cgroup::oom_kill_count;
+use super::journal::JournalWriter;
 use super::logfile::{RotatingLog, Stream};
 use super::record::{self, ExitReason, ExitRecord, LaunchPlan, MonitorRecord};
 use super::seccomp::{program_for, SeccompExecutor};
@@ -237,7 +238,16 @@ fn supervise(container_dir: &Path, plan: &LaunchPlan, mut s: Started) -> i32 {
     let opened = if plan.discard_output {
         Ok(None)
     } else {
-        RotatingLog::open(&plan.log_dir, plan.log_max_bytes, plan.log_max_files).map(Some)
+        RotatingLog::open(&plan.log_dir, plan.log_max_bytes, plan.log_max_files).map(|log| {
+            match plan.journal_fields.as_deref().map(JournalWriter::new) {
+                Some(Some(j)) => Some(log.with_journal(j)),
+                Some(None) => {
+                    eprintln!("monitor: no socket for the journal: lines go to the files only");
+                    Some(log)
+                }
+                None => Some(log),
+            }
+        })
     };
     let mut log = match opened {
         Ok(l) => l,
@@ -316,6 +326,12 @@ fn supervise(container_dir: &Path, plan: &LaunchPlan, mut s: Started) -> i32 {
     pump(&s.stderr, Stream::Stderr, &mut open[1], log.as_mut());
     if let Some(l) = log.as_mut() {
         let _ = l.flush_partial();
+        if l.journal_dropped() > 0 {
+            eprintln!(
+                "monitor: {} lines did not reach the journal (kept in the files)",
+                l.journal_dropped()
+            );
+        }
     }
     let oom = oom_kill_count(&plan.cgroup_path) > 0;
     let (exit_code, signal) = match status {

@@ -71,6 +71,11 @@ impl fmt::Display for Event {
                     names.join(", ")
                 )
             }
+            Event::JournalAbsent { task, containers } => write!(
+                f,
+                "task {task}: journald log driver for {}: this host has no journal (no /run/systemd/journal/socket); the output is kept in skerry's rotated log files only (skerry logs {task})",
+                containers.join(", ")
+            ),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::journald::{journal_key, JournalContext, Journald};
 pub use super::logs::{AwsLogs, LogDriver};
 
 /// Default stop timeout (ECS: 30 s) between SIGTERM and SIGKILL.
