@@ -165,6 +165,23 @@ fn rule_block(r: &DevRule) -> Vec<[u8; 8]> {
         .collect()
 }
 
+/// Rules for the same type and numbers as one rule with the union of their access
+/// (a request needing read from one and write from another is allowed, as the v1
+/// kernel's merged exceptions allow it), first occurrence's place kept.
+fn merged(rules: &[DevRule]) -> Vec<DevRule> {
+    let mut out: Vec<DevRule> = Vec::with_capacity(rules.len());
+    for r in rules {
+        match out
+            .iter_mut()
+            .find(|o| (o.kind, o.major, o.minor) == (r.kind, r.major, r.minor))
+        {
+            Some(o) => o.access |= r.access,
+            None => out.push(r.clone()),
+        }
+    }
+    out
+}
+
 /// The program allowing exactly what `rules` allow, everything else denied.
 pub fn program(rules: &[DevRule]) -> Vec<[u8; 8]> {
     let mut out = vec![
@@ -175,7 +192,7 @@ pub fn program(rules: &[DevRule]) -> Vec<[u8; 8]> {
         insn(LDX_MEM_W, 4, 1, 4, 0),
         insn(LDX_MEM_W, 5, 1, 8, 0),
     ];
-    for r in rules {
+    for r in &merged(rules) {
         out.extend(rule_block(r));
     }
     out.push(insn(ALU32_MOV_K, 0, 0, 0, 0));
@@ -257,6 +274,28 @@ mod tests {
         );
         assert_eq!(run(&prog, DEV_BLOCK, rw, 7, 0), 0, "loop device not listed");
         assert_eq!(run(&prog, DEV_CHAR, ACC_READ, 1, 1), 0, "/dev/mem");
+    }
+
+    #[test]
+    fn devfilter_same_device_twice_gets_the_union_of_access() {
+        let prog = program(&[
+            DevRule::new(DevType::Char, Some(240), Some(2), ACC_READ),
+            DevRule::new(DevType::Char, Some(240), Some(2), ACC_WRITE),
+        ]);
+        assert_eq!(run(&prog, DEV_CHAR, ACC_READ | ACC_WRITE, 240, 2), 1);
+        assert_eq!(run(&prog, DEV_CHAR, ACC_MKNOD, 240, 2), 0);
+    }
+
+    #[test]
+    fn devfilter_program_sizes() {
+        // The figure in design D32: defaults, +5 per rwm device, +8 per narrower one.
+        let base = program(&default_rules()).len();
+        assert_eq!(base, 69);
+        let mut rules = default_rules();
+        rules.push(DevRule::new(DevType::Char, Some(4), Some(64), ACC_ALL));
+        assert_eq!(program(&rules).len(), base + 5);
+        rules.push(DevRule::new(DevType::Char, Some(4), Some(65), ACC_READ));
+        assert_eq!(program(&rules).len(), base + 5 + 8);
     }
 
     #[test]
