@@ -21,7 +21,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use skerry_core::spec::{ContainerDefinition, TaskDefinition, Volume, VolumeSource};
+use skerry_core::spec::{ContainerDefinition, NamedVolume, TaskDefinition, Volume, VolumeSource};
 
 use super::RuntimeError;
 
@@ -29,9 +29,10 @@ use super::RuntimeError;
 pub fn source_path(v: &Volume, task_volumes_dir: &Path, shared_dir: &Path) -> PathBuf {
     match &v.source {
         VolumeSource::HostPath(p) => p.clone(),
-        VolumeSource::Named(n) if n.bind_device.is_some() => {
-            PathBuf::from(n.bind_device.as_deref().unwrap_or_default())
-        }
+        VolumeSource::Named(NamedVolume {
+            bind_device: Some(device),
+            ..
+        }) => PathBuf::from(device),
         VolumeSource::Named(n) if n.shared => shared_dir.join(&v.name),
         VolumeSource::TaskScoped | VolumeSource::Named(_) => task_volumes_dir.join(&v.name),
     }
