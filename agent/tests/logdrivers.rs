@@ -80,7 +80,7 @@ fn none_log_driver_keeps_no_output() {
 fn journald_task(family: &str) -> String {
     sh_task(
         family,
-        "echo to-journal-out; echo to-journal-err >&2",
+        "echo to-journal-out; echo to-journal-err >&2; head -c 20000 /dev/zero | tr '\\0' x; echo",
         r#""dockerLabels": {"team": "edge"}, "environment": [{"name": "STAGE", "value": "beta"}],
            "logConfiguration": {"logDriver": "journald", "options": {"tag": "{{.Name}}-tag", "labels": "team", "env": "STAGE"}}"#,
     )
@@ -122,8 +122,8 @@ fn journald_container_lines_reach_the_journal_with_its_fields() {
          journald=$!\n\
          i=0; while [ $i -lt 100 ] && ! [ -S /run/systemd/journal/socket ]; do sleep 0.1; i=$((i + 1)); done\n\
          \"$SKERRY\" run --keep --name jrn \"$T/jrn.json\" >\"$T/run.out\" 2>\"$T/run.err\"\n\
-         i=0; while [ $i -lt 100 ] && [ \"$(journalctl --no-pager -q -o json TASK=jrn | wc -l)\" -lt 2 ]; do sleep 0.1; i=$((i + 1)); done\n\
-         journalctl --no-pager -o json TASK=jrn >\"$T/journal.json\"\n\
+         i=0; while [ $i -lt 100 ] && [ \"$(journalctl --no-pager -q -o json TASK=jrn | wc -l)\" -lt 4 ]; do sleep 0.1; i=$((i + 1)); done\n\
+         journalctl --no-pager --all -o json TASK=jrn >\"$T/journal.json\"\n\
          kill $journald; wait $journald || true\n",
     );
     let read = |f: &str| std::fs::read_to_string(env.dir.path().join(f)).unwrap_or_default();
@@ -158,6 +158,23 @@ fn journald_container_lines_reach_the_journal_with_its_fields() {
         assert_eq!(e["TEAM"], "edge", "{e}");
         assert_eq!(e["STAGE"], "beta", "{e}");
     }
+    // A 20000-byte line: a 16 KiB part marked partial, then the rest, as Docker splits.
+    let long: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["MESSAGE"].as_str().is_some_and(|m| m.starts_with("xxx")))
+        .collect();
+    assert_eq!(long.len(), 2, "{long:?}");
+    assert_eq!(long[0]["MESSAGE"].as_str().map(str::len), Some(16 * 1024));
+    assert_eq!(long[0]["CONTAINER_PARTIAL_MESSAGE"], "true");
+    assert_eq!(
+        long[1]["MESSAGE"].as_str().map(str::len),
+        Some(20000 - 16 * 1024)
+    );
+    assert!(
+        long[1].get("CONTAINER_PARTIAL_MESSAGE").is_none(),
+        "{}",
+        long[1]
+    );
     // The files behind `skerry logs` have both lines as well.
     let file = env.log("jrn", "main");
     assert!(

@@ -79,7 +79,14 @@ impl RotatingLog {
         buf.extend_from_slice(data);
         let mut start = 0;
         while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
-            self.write_record(stream, &buf[start..start + pos], false)?;
+            // A line longer than MAX_LINE whose end arrived with this read: its first
+            // parts are split off here too (marked partial), not only while it waits.
+            let mut line = &buf[start..start + pos];
+            while line.len() > MAX_LINE {
+                self.write_record(stream, &line[..MAX_LINE], true)?;
+                line = &line[MAX_LINE..];
+            }
+            self.write_record(stream, line, false)?;
             start += pos + 1;
         }
         while buf.len() - start >= MAX_LINE {
@@ -237,6 +244,24 @@ mod tests {
                 ("stdout".into(), "two".into())
             ]
         );
+    }
+
+    #[test]
+    fn log_long_line_is_split_even_when_its_end_arrives_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = RotatingLog::open(dir.path(), 1 << 20, 3).expect("open");
+        // A partial start below MAX_LINE, then the rest with the newline in one read.
+        log.feed(Stream::Stdout, &vec![b'x'; 10_000]).expect("feed");
+        let mut rest = vec![b'x'; 30_000];
+        rest.push(b'\n');
+        log.feed(Stream::Stdout, &rest).expect("feed");
+        let text = fs::read_to_string(dir.path().join(LOG_FILE)).expect("read");
+        let lens: Vec<usize> = text
+            .lines()
+            .filter_map(parse_line)
+            .map(|(_, _, t)| t.len())
+            .collect();
+        assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 40_000 - 2 * MAX_LINE]);
     }
 
     #[test]
