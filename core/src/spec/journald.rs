@@ -28,7 +28,7 @@ const TAG_FIELDS: [&str; 7] = [
 /// `journald` options, checked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Journald {
-    /// `tag`: a template over [`TAG_FIELDS`]; Docker's default is `{{.ID}}`.
+    /// `tag`: a Docker log tag template (`{{.Name}}`, `{{.ID}}` …); Docker's default is `{{.ID}}`.
     pub tag: Option<String>,
     /// `labels`: `dockerLabels` keys whose values go into each entry.
     pub labels: Vec<String>,
