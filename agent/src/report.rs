@@ -144,7 +144,8 @@ impl Report {
             | Event::TaskStopping { task, .. }
             | Event::TaskStopped { task, .. }
             | Event::ActionFailed { task, .. }
-            | Event::LogsKeptOnDevice { task, .. } => Some(task),
+            | Event::LogsKeptOnDevice { task, .. }
+            | Event::JournalAbsent { task, .. } => Some(task),
             Event::ServiceBackoff { .. }
             | Event::CrashLoop { .. }
             | Event::DeploymentStarted { .. }

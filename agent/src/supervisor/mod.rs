@@ -524,6 +524,7 @@ pub(crate) fn reconciler_config(backoff_secs: u64, scale: u64) -> Config {
         op_timeout: real(d.op_timeout),
         grace: real(d.grace),
         retry_delay: real(d.retry_delay),
+        journal: crate::runtime::journal::present(),
         ..d
     }
 }
