@@ -298,13 +298,29 @@ fn rss() {
             .unwrap_or(0)
     };
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    let private = field(&smaps, "Private_Clean:") + field(&smaps, "Private_Dirty:");
+    let private_dirty = field(&smaps, "Private_Dirty:");
+    let private = field(&smaps, "Private_Clean:") + private_dirty;
     println!(
-        "rss: agent connected over mTLS with 10 tasks: VmRSS {} KiB, VmHWM {} KiB, private {private} KiB ({} build)",
+        "rss: agent connected over mTLS with 10 tasks: VmRSS {} KiB, VmHWM {} KiB, PSS {} KiB, private {private} KiB (dirty {private_dirty} KiB, the rest clean program text), shared with the monitors {} KiB ({} build)",
         field(&status, "VmRSS:"),
         field(&status, "VmHWM:"),
+        field(&smaps, "Pss:"),
+        field(&smaps, "Shared_Clean:"),
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
+    // The per-container monitors (one process each, the same binary).
+    let needle = format!("monitor\0start\0{}", env.state().display());
+    let (mut n, mut pss, mut dirty) = (0u64, 0u64, 0u64);
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(&needle) {
+            let r = std::fs::read_to_string(e.path().join("smaps_rollup")).unwrap_or_default();
+            n += 1;
+            pss += field(&r, "Pss:");
+            dirty += field(&r, "Private_Dirty:");
+        }
+    }
+    println!("rss: {n} container monitors: PSS {pss} KiB in all, private dirty {dirty} KiB in all ({} KiB each)", dirty / n.max(1));
     env.stop_all_tasks();
 }
 
