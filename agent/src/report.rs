@@ -34,6 +34,30 @@ pub enum ReportBody {
     /// How far a task's image pull got (added after schema 2 shipped in no release:
     /// appended last, so every schema-2 report written before still decodes).
     Pull(PullProgress),
+    /// A bridged container started with these published ports (appended after
+    /// `Pull`, so every report written before still decodes).
+    Ports(PortsPublished),
+}
+
+/// The host ports a container got when it started, as ECS's `networkBindings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortsPublished {
+    pub task: TaskId,
+    pub container: String,
+    pub bindings: Vec<crate::net::tasknet::Binding>,
+}
+
+impl std::fmt::Display for PortsPublished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ports: Vec<String> = self.bindings.iter().map(|b| b.display()).collect();
+        write!(
+            f,
+            "task {} container {}: ports {}",
+            self.task,
+            self.container,
+            ports.join(", ")
+        )
+    }
 }
 
 /// An image pull under way, reported at every tenth of its missing bytes.
@@ -129,11 +153,21 @@ impl Report {
         }
     }
 
+    /// A published-ports report stamped now.
+    pub fn ports(ports: PortsPublished) -> Self {
+        Self {
+            schema: REPORT_SCHEMA,
+            wall_ms: crate::runtime::record::now_ms(),
+            body: ReportBody::Ports(ports),
+        }
+    }
+
     /// The task it is about, if any.
     pub fn task(&self) -> Option<&TaskId> {
         let e = match &self.body {
             ReportBody::Event(e) => e,
             ReportBody::Pull(p) => return Some(&p.task),
+            ReportBody::Ports(p) => return Some(&p.task),
             ReportBody::Fleet(_) => return None,
         };
         match e {
@@ -179,6 +213,7 @@ impl Report {
             ReportBody::Event(e) => format!("{at} {e}"),
             ReportBody::Fleet(e) => format!("{at} {e}"),
             ReportBody::Pull(p) => format!("{at} {p}"),
+            ReportBody::Ports(p) => format!("{at} {p}"),
         }
     }
 }

@@ -119,6 +119,7 @@ impl FleetLink {
         snap: &Snapshot,
         outbox: Option<&Outbox>,
         pulls: &reported::Pulls,
+        ports: &super::ports::Ports,
     ) {
         let durable = outbox.map_or((0, 0), |o| (o.durable_seq(), o.dropped()));
         if durable != self.last_durable {
@@ -128,7 +129,14 @@ impl FleetLink {
                 dropped: durable.1,
             });
         }
-        let r = reported::build(snap, &self.fleet, pulls, durable.1, self.last_error.clone());
+        let r = reported::build(
+            snap,
+            &self.fleet,
+            pulls,
+            ports,
+            durable.1,
+            self.last_error.clone(),
+        );
         if self.last_reported.as_ref() != Some(&r) {
             self.last_reported = Some(r.clone());
             self.sync.send(ToSync::Reported(Box::new(r)));
