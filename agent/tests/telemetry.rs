@@ -160,6 +160,53 @@ fn telemetry_logs_reach_the_operator_in_order() {
 }
 
 #[test]
+fn telemetry_skerry_driver_ships_with_its_own_filters_budget_and_batch_size() {
+    let f = Fleet::start(&[("gw1", &[])]);
+    // The agent's own budget would cut almost everything; the container's wins.
+    let env = device(&f, "log_lines_per_sec = 1\nlog_burst = 1");
+    let _agent = env.agent(&[]);
+    let driver = r#""logConfiguration": {"logDriver": "skerry", "options": {"lines-per-sec": "0", "batch-lines": "5", "min-level": "warn", "exclude-regex": "heartbeat", "group": "plant-a"}}"#;
+    let script = "echo 'INFO up'; i=1; while [ $i -le 12 ]; do echo \"WARN w$i\"; i=$((i+1)); done; echo 'WARN heartbeat late'; echo 'DEBUG poll'; echo 'sensor 21.5'; echo 'level=error msg=end'";
+    env.put_desired("sk.json", &gated_task("sk", script, driver));
+    let task = task_id(&env, "sk");
+    let (mut ctl, rx) = follow(&f, &task);
+    assert_eq!(collect_until(&rx, "ready", 60), vec!["ready"]);
+    go(&env, &task);
+    let got = collect_until(&rx, "level=error msg=end", 60);
+    let mut want: Vec<String> = (1..=12).map(|i| format!("WARN w{i}")).collect();
+    want.extend(["sensor 21.5".to_string(), "level=error msg=end".to_string()]);
+    assert_eq!(got, want, "warn and above, unlevelled lines, no heartbeat");
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    let b = retained_batch(&f, &task).expect("a retained log batch");
+    let lines = b.lines(1 << 22).expect("lines");
+    assert!(lines.len() <= 5, "batch-lines 5: {} lines", lines.len());
+    assert_eq!(
+        lines.last().map(|l| l.text.as_str()),
+        Some("level=error msg=end")
+    );
+    assert_eq!(
+        (b.group.as_str(), b.stream.clone()),
+        ("plant-a", format!("main/{task}"))
+    );
+    assert_eq!(
+        b.cut, 0,
+        "the container's unlimited budget, not the agent's"
+    );
+    assert_eq!(
+        b.first_line + lines.len() as u64 - 1,
+        15,
+        "ready + 14 shipped, numbered densely"
+    );
+    // Every line stays on the device.
+    let local = env.log(&task, "main");
+    for l in ["INFO up", "WARN heartbeat late", "DEBUG poll", "WARN w7"] {
+        assert!(local.contains(l), "{l} missing from skerry logs: {local}");
+    }
+    env.stop_all_tasks();
+}
+
+#[test]
 fn telemetry_burst_over_the_budget_is_cut_and_reported() {
     let f = Fleet::start(&[("gw1", &[])]);
     let env = device(&f, "log_lines_per_sec = 10\nlog_burst = 20");

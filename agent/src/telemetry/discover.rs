@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use skerry_core::proto::topics::check_name;
-use skerry_core::spec::LogDriver;
+use skerry_core::spec::{LogDriver, SkerryLogs};
 
 use crate::runtime::bundle::cgroup_path;
 use crate::runtime::record::{self, LaunchPlan};
@@ -27,8 +27,10 @@ pub struct Watched {
     pub exit_reason: String,
     pub cgroup_path: String,
     pub log_dir: PathBuf,
-    /// `Some((group, stream))` when its lines are shipped (`awslogs`).
+    /// `Some((group, stream))` when its lines are shipped (`awslogs`, `skerry`).
     pub ship: Option<(String, String)>,
+    /// The `skerry` driver's own budget and filters, when it has them.
+    pub driver: Option<SkerryLogs>,
 }
 
 /// The containers of the supervisor's last `status.json`.
@@ -67,12 +69,19 @@ pub fn containers(layout: &StateLayout) -> Vec<Watched> {
             // Names become topic levels: only checked names are shipped.
             let nameable =
                 check_name("task", task).is_ok() && check_name("container", name).is_ok();
-            let ship = match driver {
+            let ship = match &driver {
                 Some(LogDriver::Awslogs(a)) if nameable && !discard => Some((
                     a.group.clone(),
                     a.stream_name(name, task)
                         .unwrap_or_else(|| format!("{name}/{task}")),
                 )),
+                Some(LogDriver::Skerry(s)) if nameable && !discard => {
+                    Some((s.group.clone(), SkerryLogs::stream_name(name, task)))
+                }
+                _ => None,
+            };
+            let driver = match driver {
+                Some(LogDriver::Skerry(s)) => Some(s),
                 _ => None,
             };
             out.push(Watched {
@@ -87,6 +96,7 @@ pub fn containers(layout: &StateLayout) -> Vec<Watched> {
                     .map_or_else(|| cgroup_path(task, name), |p| p.cgroup_path.clone()),
                 log_dir: plan.map_or_else(|| dir.join("logs"), |p| p.log_dir),
                 ship,
+                driver,
             });
         }
     }

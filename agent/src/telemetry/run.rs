@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use skerry_core::proto::{Body, Envelope};
+use skerry_core::spec::LineFilter;
 use skerry_core::telemetry::aggregate::{Aggregate, Sample};
 use skerry_core::telemetry::batch::{pack, BatchRule};
 use skerry_core::telemetry::rate::{parse_stamp_ms, LineBudget};
@@ -54,6 +55,10 @@ struct Shipper {
     cursor_path: PathBuf,
     cursor: Cursor,
     budget: Option<LineBudget>,
+    /// The `skerry` driver's filters and batch size; `None`: ship every line, the
+    /// agent's batch size.
+    filter: Option<LineFilter>,
+    max_lines: Option<usize>,
     pending: Vec<LogLine>,
     pending_first: u64,
     oldest_ms: u64,
@@ -208,9 +213,18 @@ impl State {
                     if cursor.epoch == 0 {
                         cursor.epoch = crate::runtime::record::now_ms();
                     }
+                    let own = w.driver.as_ref();
                     entry.ship = Some(Shipper {
                         group: group.clone(),
                         stream: stream.clone(),
+                        budget: own.map(|d| {
+                            LineBudget::new(
+                                d.lines_per_sec.unwrap_or(self.cfg.log_lines_per_sec),
+                                d.burst.unwrap_or(self.cfg.log_burst),
+                            )
+                        }),
+                        filter: own.map(LineFilter::new),
+                        max_lines: own.and_then(|d| d.batch_lines),
                         cursor_path,
                         cursor,
                         lost_files_seen: cursor.lost_files,
@@ -365,6 +379,9 @@ impl State {
                     let Some((time, stream, text)) = parse_line(&raw) else {
                         continue;
                     };
+                    if s.filter.as_ref().is_some_and(|f| !f.ships(text)) {
+                        continue;
+                    }
                     let at = parse_stamp_ms(time).unwrap_or(0);
                     if !budget.admit(at) {
                         continue;
@@ -380,37 +397,50 @@ impl State {
                 }
             }
             let cut = s.budget.as_ref().map_or(0, LineBudget::cut);
-            if !self.rule.due(&s.pending, s.oldest_ms, now) {
+            let rule = BatchRule {
+                max_lines: s.max_lines.unwrap_or(self.rule.max_lines),
+                ..self.rule
+            };
+            if !rule.due(&s.pending, s.oldest_ms, now) {
                 continue;
             }
-            let lines = std::mem::take(&mut s.pending);
-            let n = lines.len() as u64;
-            // Admitted lines are numbered densely; cut ones are counted instead.
-            let batch = LogBatch {
-                task: task.clone(),
-                container: container.clone(),
-                stream: s.stream.clone(),
-                group: s.group.clone(),
-                epoch: s.cursor.epoch,
-                first_line: s.pending_first,
-                cut,
-                lost: s.lost,
-                lines: pack(lines),
-            };
-            s.pending_first += n;
-            let env = Envelope::new(&setup.device, batch.first_line, Body::Logs(batch));
-            u.push(Item {
-                topic: setup.topics.logs(&setup.device, task, container),
-                payload: env.encode(),
-                mark: Some(AckMark {
+            // `max_lines` is also a cap: what was read beyond it goes in further
+            // batches. Only the last carries the file cursor (the file offset of an
+            // earlier line is not known); a restart before it is acknowledged sends
+            // the earlier ones again, and receivers drop repeats by line number.
+            let mut rest = std::mem::take(&mut s.pending);
+            while !rest.is_empty() {
+                let tail = rest.split_off(rule.max_lines.min(rest.len()));
+                let lines = std::mem::replace(&mut rest, tail);
+                let n = lines.len() as u64;
+                // Admitted lines are numbered densely; cut ones are counted instead.
+                let batch = LogBatch {
+                    task: task.clone(),
+                    container: container.clone(),
+                    stream: s.stream.clone(),
+                    group: s.group.clone(),
+                    epoch: s.cursor.epoch,
+                    first_line: s.pending_first,
+                    cut,
+                    lost: s.lost,
+                    lines: pack(lines),
+                };
+                s.pending_first += n;
+                let env = Envelope::new(&setup.device, batch.first_line, Body::Logs(batch));
+                let mark = rest.is_empty().then(|| AckMark {
                     path: s.cursor_path.clone(),
                     cursor: Cursor {
                         lines: s.pending_first - 1,
                         ..s.cursor
                     },
-                }),
-                lines: Some((task.clone(), container.clone(), n)),
-            });
+                });
+                u.push(Item {
+                    topic: setup.topics.logs(&setup.device, task, container),
+                    payload: env.encode(),
+                    mark,
+                    lines: Some((task.clone(), container.clone(), n)),
+                });
+            }
         }
     }
 }

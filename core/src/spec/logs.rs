@@ -2,7 +2,7 @@
 //! [`LogDriver`] and the validation of `awslogs` options as ECS documents them.
 //!
 //! Whatever the driver, CloudWatch is never reached from the device: `awslogs`,
-//! `json-file` and `local` all keep the container's output in skerry's rotated log
+//! `json-file`, `local` and `skerry` all keep the container's output in skerry's rotated log
 //! files (`skerry logs`); `journald` writes each line to the host's journal too
 //! ([`super::journald`]); `none` discards it. Other drivers are refused.
 
@@ -13,7 +13,7 @@ use super::error::Problems;
 use super::journald::Journald;
 
 /// The drivers accepted, as said in refusals.
-const SUPPORTED: &str = "awslogs, journald, json-file, local and none";
+const SUPPORTED: &str = "awslogs, journald, json-file, local, none and skerry";
 
 /// What `logConfiguration` asks for, checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -30,6 +30,9 @@ pub enum LogDriver {
     /// `journald`: each line goes to the host's journal with the container's fields,
     /// and to skerry's rotated files (`skerry logs`).
     Journald(Journald),
+    /// `skerry`: skerry's rotated files, shipped to the fleet with the container's
+    /// own budget and filters ([`super::skerry_logs`]).
+    Skerry(super::skerry_logs::SkerryLogs),
 }
 
 /// `awslogs` options, checked.
@@ -93,6 +96,11 @@ pub(crate) fn check(raw: &RawLogConfiguration, at: &str, p: &mut Problems) -> Lo
         }
         Some("awslogs") => awslogs(options, &format!("{at}.options"), p),
         Some("journald") => super::journald::check(options, &format!("{at}.options"), p),
+        Some("skerry") => LogDriver::Skerry(super::skerry_logs::check(
+            options,
+            &format!("{at}.options"),
+            p,
+        )),
         Some("awsfirelens") => {
             p.push(
                 format!("{at}.logDriver"),

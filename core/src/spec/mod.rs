@@ -51,6 +51,7 @@ mod net;
 mod netmode;
 mod revision;
 mod security;
+mod skerry_logs;
 mod storage;
 mod task;
 #[cfg(test)]

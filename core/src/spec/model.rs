@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub use super::journald::{journal_key, JournalContext, Journald};
 pub use super::logs::{AwsLogs, LogDriver};
+pub use super::skerry_logs::{line_level, Level, LineFilter, SkerryLogs};
 
 /// Default stop timeout (ECS: 30 s) between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
