@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::logs::{AwsLogs, LogDriver};
+use super::secrets::ContainerSecrets;
 
 /// Default stop timeout (ECS: 30 s) between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -164,6 +165,10 @@ pub struct ContainerDefinition {
     /// `logConfiguration` (absent in records written before it was kept).
     #[serde(default)]
     pub log: LogDriver,
+    /// `secrets`, `logConfiguration.secretOptions`, `repositoryCredentials`: names
+    /// only, never values. Not serialized when empty, keeping older digests.
+    #[serde(default, skip_serializing_if = "ContainerSecrets::is_empty")]
+    pub secrets: ContainerSecrets,
 }
 
 impl ContainerDefinition {
@@ -204,6 +209,7 @@ impl ContainerDefinition {
             health_check: None,
             restart_policy: None,
             log: LogDriver::Files,
+            secrets: ContainerSecrets::default(),
         }
     }
 }
