@@ -34,6 +34,28 @@ pub enum ReportBody {
     /// How far a task's image pull got (added after schema 2 shipped in no release:
     /// appended last, so every schema-2 report written before still decodes).
     Pull(PullProgress),
+    /// A container waits for a secret (appended after `Pull`, same reason).
+    Waiting(SecretsWait),
+}
+
+/// A container waiting for a secret it needs (ECS's `ResourceInitializationError`);
+/// it names the secret, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretsWait {
+    pub task: TaskId,
+    pub container: String,
+    /// `ResourceInitializationError: unable to pull secrets or registry auth: …`.
+    pub reason: String,
+}
+
+impl std::fmt::Display for SecretsWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "task {} container {}: waiting: {}",
+            self.task, self.container, self.reason
+        )
+    }
 }
 
 /// An image pull under way, reported at every tenth of its missing bytes.
@@ -129,11 +151,21 @@ impl Report {
         }
     }
 
+    /// A secrets-wait report stamped now.
+    pub fn waiting(wait: SecretsWait) -> Self {
+        Self {
+            schema: REPORT_SCHEMA,
+            wall_ms: crate::runtime::record::now_ms(),
+            body: ReportBody::Waiting(wait),
+        }
+    }
+
     /// The task it is about, if any.
     pub fn task(&self) -> Option<&TaskId> {
         let e = match &self.body {
             ReportBody::Event(e) => e,
             ReportBody::Pull(p) => return Some(&p.task),
+            ReportBody::Waiting(w) => return Some(&w.task),
             ReportBody::Fleet(_) => return None,
         };
         match e {
@@ -178,6 +210,7 @@ impl Report {
             ReportBody::Event(e) => format!("{at} {e}"),
             ReportBody::Fleet(e) => format!("{at} {e}"),
             ReportBody::Pull(p) => format!("{at} {p}"),
+            ReportBody::Waiting(w) => format!("{at} {w}"),
         }
     }
 }

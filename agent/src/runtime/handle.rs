@@ -206,6 +206,8 @@ impl Runtime {
                 SeccompMode::Unconfined
             },
             discard_output: c.log == LogDriver::None,
+            secret_env: c.secrets.env.clone(),
+            secrets_dir: (!c.secrets.env.is_empty()).then(|| self.cfg.layout.secrets()),
         };
         fs::create_dir_all(&plan.log_dir).map_err(|e| RuntimeError::io(&plan.log_dir, e))?;
         fs::create_dir_all(&plan.libcontainer_root)

@@ -48,6 +48,13 @@ pub struct LaunchPlan {
     /// `logDriver: none`: the container's output is read and dropped, no log file.
     #[serde(default)]
     pub discard_output: bool,
+    /// `secrets` as env vars: names and sources only, resolved by the monitor (see
+    /// `runtime::secret_env`); absent in plans written before secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<skerry_core::spec::NamedSecret>,
+    /// The secret store the monitor reads them from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// Who runs the container: the monitor (its parent) and the container's init.

@@ -8,6 +8,8 @@
 
 mod resolve;
 mod store;
+mod wait;
 
 pub use resolve::{registry_credentials, resolve_named, Missing};
 pub use store::{SecretStore, SecretsError, MAX_SECRET_BYTES};
+pub use wait::{check, wait_for};

@@ -55,6 +55,13 @@ impl SecretStore {
         }
     }
 
+    /// The store in `dir` (what a launch plan records).
+    pub fn at(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
