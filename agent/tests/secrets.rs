@@ -7,13 +7,15 @@
 //! `sc` (cgroup names are host-global and other tests run in parallel).
 
 mod common;
+mod pullkit;
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{task_container, AgentProc, TestEnv};
+use common::{task_container, test_images, AgentProc, TestEnv};
+use pullkit::{Registry, RegistryOpts};
 
 const VALUE: &str = "s3cr3t-VALUE-7f3a9c";
 /// The value behind the log option (json-file ignores it; it must be resolvable).
@@ -223,4 +225,64 @@ fn secrets_bad_names_are_refused_and_store_nothing() {
         ) && err.contains("containerDefinitions[0].secrets[1].valueFrom"),
         "{err}"
     );
+}
+
+#[test]
+fn secrets_registry_credentials_pull_from_an_htpasswd_registry() {
+    let password = "reg-PASS-5d1e0b";
+    let reg = Registry::start(RegistryOpts {
+        htpasswd: Some(("edge", "reg-PASS-5d1e0b")),
+        tls: true,
+    });
+    reg.push(
+        &test_images().join("busybox-amd64"),
+        "private/busybox",
+        "latest",
+    );
+    let ca = reg.ca.clone().expect("ca");
+    let env = TestEnv::with_config(&format!(
+        "restart_backoff_secs = 1\n[registries.\"{}\"]\nca_file = \"{}\"\n",
+        reg.addr,
+        ca.display()
+    ));
+    let task = format!(
+        r#"{{"family": "screg", "containerDefinitions": [{{"name": "main", "image": "{}/private/busybox:latest", "memory": 32, "stopTimeout": 2,
+        "command": ["sh", "-c", "echo pulled-ok; trap 'exit 0' TERM; while true; do sleep 0.2; done"],
+        "repositoryCredentials": {{"credentialsParameter": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:regcreds-Q1w2E3"}}}}]}}"#,
+        reg.addr
+    );
+    env.put_desired("screg.json", &task);
+    let _agent = env.agent(&[]);
+    wait_for("the wait for regcreds", 60, || {
+        events_text(&env)
+            .contains("unable to pull secrets or registry auth: secret \"regcreds\"")
+            .then(String::new)
+    });
+    let out = put_secret(&env, "regcreds", "not json");
+    assert!(out.status.success(), "{out:?}");
+    wait_for("the refusal of a non-JSON credential", 60, || {
+        events_text(&env)
+            .contains("registry credentials must be a JSON object")
+            .then(String::new)
+    });
+    let creds = format!(r#"{{"username": "edge", "password": "{password}"}}"#);
+    let out = put_secret(&env, "regcreds", &creds);
+    assert!(out.status.success(), "{out:?}");
+    env.wait_status("screg running", 90, |st| {
+        task_container(st, "screg", "main")["state"] == "RUNNING"
+    });
+    let log = wait_for("the container's output", 30, || {
+        let log = env.log("screg", "main");
+        log.contains("pulled-ok").then_some(log)
+    });
+    assert!(log.contains("pulled-ok"));
+    let mut found = Vec::new();
+    files_holding(
+        env.dir.path(),
+        password.as_bytes(),
+        &env.state().join("secrets"),
+        &mut found,
+    );
+    assert!(found.is_empty(), "the registry password on disk: {found:?}");
+    assert!(!events_text(&env).contains(password));
 }
