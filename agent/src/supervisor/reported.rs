@@ -25,6 +25,7 @@ pub fn build(
     pulls: &Pulls,
     dropped: u64,
     last_error: Option<String>,
+    sealing_key: Option<[u8; 32]>,
 ) -> ReportedState {
     let mut tasks = Vec::new();
     for (id, t) in &snap.observed.tasks {
@@ -85,5 +86,6 @@ pub fn build(
         reports_dropped: dropped,
         last_error,
         last_rejection: fleet.last_rejection.clone(),
+        sealing_key,
     }
 }

@@ -218,8 +218,12 @@ pub fn seal_secret(
     )
     .ok_or(SealError::BadDeviceKey)?;
     let mut ciphertext = input.value.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut ciphertext)
-        .map_err(|_| SealError::BadDeviceKey)?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key([0; 12]),
+        Aad::empty(),
+        &mut ciphertext,
+    )
+    .map_err(|_| SealError::BadDeviceKey)?;
     let doc = SecretDoc {
         schema: SECRET_SCHEMA,
         fleet: input.fleet.to_owned(),
@@ -318,7 +322,11 @@ pub fn open_secret(
     .ok_or_else(cannot)?;
     let mut buf = doc.ciphertext.clone();
     let value = key
-        .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut buf)
+        .open_in_place(
+            Nonce::assume_unique_for_key([0; 12]),
+            Aad::empty(),
+            &mut buf,
+        )
         .map_err(|_| cannot())?
         .to_vec();
     Ok(OpenedSecret {
@@ -349,7 +357,11 @@ mod tests {
     }
 
     fn open(bytes: &[u8], have: Option<u64>) -> Result<OpenedSecret, SecretRefusal> {
-        let trusted = [generate_test_key(1).public_key().as_ref().try_into().unwrap()];
+        let trusted = [generate_test_key(1)
+            .public_key()
+            .as_ref()
+            .try_into()
+            .unwrap()];
         let have = move |_: &str| have;
         let e = SecretExpect {
             fleet: "plant",
