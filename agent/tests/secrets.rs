@@ -103,14 +103,12 @@ fn md5(text: &str) -> String {
 #[test]
 fn secrets_env_and_log_option_missing_then_arriving_never_leak() {
     let env = TestEnv::with_config("restart_backoff_secs = 1");
-    let task = format!(
-        r#"{{"family": "scenv", "containerDefinitions": [{{"name": "main", "image": "busybox:latest", "memory": 32, "stopTimeout": 2,
+    let task = r#"{"family": "scenv", "containerDefinitions": [{"name": "main", "image": "busybox:latest", "memory": 32, "stopTimeout": 2,
         "command": ["sh", "-c", "printf %s \"$API_TOKEN\" | md5sum; echo plain=$MODE; trap 'exit 0' TERM; while true; do sleep 0.2; done"],
-        "environment": [{{"name": "MODE", "value": "edge"}}],
-        "secrets": [{{"name": "API_TOKEN", "valueFrom": "arn:aws:ssm:eu-west-1:123456789012:parameter/edge/api_token"}}],
-        "logConfiguration": {{"logDriver": "json-file", "secretOptions": [{{"name": "x-token", "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:log_token-AbC123"}}]}}}}]}}"#
-    );
-    env.put_desired("scenv.json", &task);
+        "environment": [{"name": "MODE", "value": "edge"}],
+        "secrets": [{"name": "API_TOKEN", "valueFrom": "arn:aws:ssm:eu-west-1:123456789012:parameter/edge/api_token"}],
+        "logConfiguration": {"logDriver": "json-file", "secretOptions": [{"name": "x-token", "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:log_token-AbC123"}]}}]}"#;
+    env.put_desired("scenv.json", task);
     let _agent: AgentProc = env.agent(&[]);
 
     let first = wait_for("the wait for edge.api_token", 60, || {
