@@ -186,6 +186,9 @@ impl<'a> EventFields<'a> {
             Event::LogsKeptOnDevice { task, .. } => {
                 ("LogsKeptOnDevice", Level::INFO, Some(task), None, None)
             }
+            Event::JournalAbsent { task, .. } => {
+                ("JournalAbsent", Level::WARN, Some(task), None, None)
+            }
             Event::ServiceBackoff { service, .. } => (
                 "ServiceBackoff",
                 Level::WARN,

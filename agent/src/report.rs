@@ -34,8 +34,32 @@ pub enum ReportBody {
     /// How far a task's image pull got (added after schema 2 shipped in no release:
     /// appended last, so every schema-2 report written before still decodes).
     Pull(PullProgress),
-    /// A container waits for a secret (appended after `Pull`, same reason).
+    /// A bridged container started with these published ports (appended after
+    /// `Pull`, so every report written before still decodes).
+    Ports(PortsPublished),
+    /// A container waits for a secret (appended after `Ports`, same reason).
     Waiting(SecretsWait),
+}
+
+/// The host ports a container got when it started, as ECS's `networkBindings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortsPublished {
+    pub task: TaskId,
+    pub container: String,
+    pub bindings: Vec<crate::net::tasknet::Binding>,
+}
+
+impl std::fmt::Display for PortsPublished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ports: Vec<String> = self.bindings.iter().map(|b| b.display()).collect();
+        write!(
+            f,
+            "task {} container {}: ports {}",
+            self.task,
+            self.container,
+            ports.join(", ")
+        )
+    }
 }
 
 /// A container waiting for a secret it needs (ECS's `ResourceInitializationError`);
@@ -151,6 +175,15 @@ impl Report {
         }
     }
 
+    /// A published-ports report stamped now.
+    pub fn ports(ports: PortsPublished) -> Self {
+        Self {
+            schema: REPORT_SCHEMA,
+            wall_ms: crate::runtime::record::now_ms(),
+            body: ReportBody::Ports(ports),
+        }
+    }
+
     /// A secrets-wait report stamped now.
     pub fn waiting(wait: SecretsWait) -> Self {
         Self {
@@ -165,6 +198,7 @@ impl Report {
         let e = match &self.body {
             ReportBody::Event(e) => e,
             ReportBody::Pull(p) => return Some(&p.task),
+            ReportBody::Ports(p) => return Some(&p.task),
             ReportBody::Waiting(w) => return Some(&w.task),
             ReportBody::Fleet(_) => return None,
         };
@@ -176,7 +210,8 @@ impl Report {
             | Event::TaskStopping { task, .. }
             | Event::TaskStopped { task, .. }
             | Event::ActionFailed { task, .. }
-            | Event::LogsKeptOnDevice { task, .. } => Some(task),
+            | Event::LogsKeptOnDevice { task, .. }
+            | Event::JournalAbsent { task, .. } => Some(task),
             Event::ServiceBackoff { .. }
             | Event::CrashLoop { .. }
             | Event::DeploymentStarted { .. }
@@ -210,6 +245,7 @@ impl Report {
             ReportBody::Event(e) => format!("{at} {e}"),
             ReportBody::Fleet(e) => format!("{at} {e}"),
             ReportBody::Pull(p) => format!("{at} {p}"),
+            ReportBody::Ports(p) => format!("{at} {p}"),
             ReportBody::Waiting(w) => format!("{at} {w}"),
         }
     }

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::fleet::{device_events, Fleet};
 use common::{task_container, TestEnv};
 use serde_json::Value;
 
@@ -397,4 +398,58 @@ fn bridge_simulated_reboot_rebuilds_namespaces_and_rules() {
     env.remove_desired("brboot.json");
     env.wait_status("task gone", 60, |st| st["tasks"].get("brboot").is_none());
     assert!(!table_exists(&fp.table));
+}
+
+#[test]
+fn bridge_host_ports_reach_events_ctl_status_and_the_reported_state() {
+    let f = Fleet::start(&[("gw1", &[])]);
+    let env = f.device("gw1", &[]);
+    let _agent = env.agent(&[]);
+    let def = f.dir.path().join("brrep.json");
+    std::fs::write(&def, web_task("brrep", 0, "")).expect("write");
+    f.ctl_ok(&[
+        "apply",
+        "--device",
+        "gw1",
+        "--wait",
+        "120",
+        def.to_str().expect("path"),
+    ]);
+    let st = env.wait_status("web running with a bound port", 60, |st| {
+        task_container(st, "brrep", "web")["state"] == "RUNNING" && host_port(st, "brrep") != 0
+    });
+    let (web, echo) = (host_port(&st, "brrep"), binding(&st, "brrep", 1));
+    // Retained reported state, read with mosquitto_sub: ECS networkBindings.
+    let r = f.wait_reported("gw1", "host ports reported", 30, |r| {
+        r.tasks
+            .iter()
+            .flat_map(|t| &t.containers)
+            .any(|c| c.name == "web" && !c.host_ports.is_empty())
+    });
+    let ports: Vec<_> = r
+        .tasks
+        .iter()
+        .filter(|t| t.id == "brrep")
+        .flat_map(|t| &t.containers)
+        .map(|c| (c.name.as_str(), c.host_ports.clone()))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            (
+                "web",
+                vec![(80, web, "tcp".into()), (7, echo, "tcp".into())]
+            ),
+            ("cli", vec![])
+        ],
+        "{r:#?}"
+    );
+    let status = f.ctl_ok(&["status", "--device", "gw1"]);
+    assert!(status.contains(&format!("{web}->80/tcp")), "{status}");
+    // One event per container start that published ports, none for the client.
+    let events = device_events(&env);
+    let line =
+        format!("task brrep container web: ports 0.0.0.0:{web}->80/tcp, 0.0.0.0:{echo}->7/tcp");
+    assert_eq!(events.matches(&line).count(), 1, "{events}");
+    assert!(!events.contains("container cli: ports"), "{events}");
 }

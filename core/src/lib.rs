@@ -2,6 +2,7 @@
 //! - [`spec`]: ECS task definition JSON in, checked model out.
 //! - [`reconcile`]: the reconciler: (desired, observed, now) → actions.
 //! - [`proto`]: the MQTT wire: topics, envelopes, signed documents, delivery rules.
+//! - [`devfilter`]: the cgroup v2 device filter program (eBPF) for a rule set.
 //! - [`bridge`]: bridge subnet, container addresses and host-port choices.
 //! - [`telemetry`]: metrics and log-batch wire types, the line budget, batching.
 //!
@@ -9,6 +10,7 @@
 //! can link embassy-time's mock driver while the agent links the std driver.
 
 pub mod bridge;
+pub mod devfilter;
 pub mod proto;
 pub mod reconcile;
 pub mod spec;

@@ -72,6 +72,7 @@ impl EventRow {
             ReportBody::Event(e) => e.to_string(),
             ReportBody::Fleet(e) => e.to_string(),
             ReportBody::Pull(p) => p.to_string(),
+            ReportBody::Ports(p) => p.to_string(),
             ReportBody::Waiting(w) => w.to_string(),
         };
         Self {

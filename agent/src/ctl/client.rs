@@ -50,6 +50,9 @@ impl Session {
             o.set_session_expiry_interval(Some(7 * 24 * 3600));
         }
         o.set_max_packet_size(Some((cfg.max_payload() + 1024) as u32));
+        // rumqttc allocates one in-flight slot per packet id up front (13.5 MiB at its
+        // default); ctl never has more than a few publishes out.
+        o.set_outgoing_inflight_upper_limit(64);
         let mut net = NetworkOptions::new();
         net.set_tcp_nodelay(true);
         net.set_connection_timeout(10);

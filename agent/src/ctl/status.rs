@@ -153,6 +153,9 @@ fn print_device(d: &str, v: &DeviceView) {
                     let pct = (bytes.min(total) * 100).checked_div(total).unwrap_or(100);
                     s.push_str(&format!(" pulling {pct}%"));
                 }
+                for (container_port, host_port, protocol) in &c.host_ports {
+                    s.push_str(&format!(" {host_port}->{container_port}/{protocol}"));
+                }
                 s
             })
             .collect();

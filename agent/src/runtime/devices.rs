@@ -8,8 +8,8 @@
 //!
 //! On cgroup v1 libcontainer writes the rules to `devices.allow`/`devices.deny`. On
 //! cgroup v2 the rules need an eBPF program, which libcgroups builds only with its
-//! `cgroupsv2_devices` feature (libbpf-sys, C): skerry does not enable it, so on v2
-//! hosts the nodes are created but no device rule is enforced (see design D29).
+//! `cgroupsv2_devices` feature (libbpf-sys, C): skerry leaves it off and the monitor
+//! attaches its own program instead ([`super::devfilter`], design D32).
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};

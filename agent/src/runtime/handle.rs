@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use skerry_core::spec::{
-    ContainerDefinition, LogDriver, NamespaceMode, NetworkMode, TaskDefinition,
+    ContainerDefinition, JournalContext, LogDriver, NamespaceMode, NetworkMode, TaskDefinition,
 };
 
 use super::bundle::{build_spec, cgroup_path, BundleInputs};
@@ -166,6 +166,7 @@ impl Runtime {
         super::volumes::prepare(task, c, &rootfs, &task_volumes_dir, &shared_volumes_dir)?;
         let init_binary = (c.linux.init_process_enabled && is_static_elf(&self.cfg.monitor_exe))
             .then(|| self.cfg.monitor_exe.clone());
+        let devices = super::devices::resolve(c)?;
         let spec = build_spec(&BundleInputs {
             task_id,
             task,
@@ -181,10 +182,22 @@ impl Runtime {
             init_binary,
             task_pid_ns: shared.pid.clone(),
             task_ipc_ns: shared.ipc.clone(),
-            devices: super::devices::resolve(c)?,
+            devices: devices.clone(),
             netns: own.map(|o| o.netns.clone()),
         })?;
         record::save(&dir.join("bundle/config.json"), &spec)?;
+        let journal_fields = match &c.log {
+            LogDriver::Journald(j) => Some(j.fields(&JournalContext {
+                task_id,
+                container: &c.name,
+                container_id: &id,
+                image_name: &c.image,
+                image_id: &image.manifest_digest,
+                labels: &c.labels,
+                environment: &c.environment,
+            })),
+            _ => None,
+        };
         let plan = LaunchPlan {
             container_id: id,
             libcontainer_root: self.cfg.layout.libcontainer(),
@@ -206,6 +219,8 @@ impl Runtime {
                 SeccompMode::Unconfined
             },
             discard_output: c.log == LogDriver::None,
+            journal_fields,
+            device_filter: (!c.privileged).then(|| super::devfilter::rules_for(&devices)),
             secret_env: c.secrets.env.clone(),
             secrets_dir: (!c.secrets.env.is_empty()).then(|| self.cfg.layout.secrets()),
         };

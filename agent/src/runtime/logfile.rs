@@ -1,10 +1,13 @@
 //! Container log files: one line per record, `<RFC 3339 UTC time> <stream> <text>`,
 //! in `container.log`, rotated by size to `container.log.1` … `.N-1` (oldest dropped).
 //! The writer lives in the monitor; readers (`skerry logs`, `skerry run`) parse lines.
+//! With the journald driver each record also goes to the journal ([`super::journal`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use super::journal::JournalWriter;
 
 /// Name of the current log file inside a container's log directory.
 pub const LOG_FILE: &str = "container.log";
@@ -35,6 +38,7 @@ pub struct RotatingLog {
     file: File,
     size: u64,
     partial: [Vec<u8>; 2],
+    journal: Option<JournalWriter>,
 }
 
 impl RotatingLog {
@@ -53,7 +57,19 @@ impl RotatingLog {
             file,
             size,
             partial: [Vec::new(), Vec::new()],
+            journal: None,
         })
+    }
+
+    /// Also sends every record to the journal.
+    pub fn with_journal(mut self, journal: JournalWriter) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Entries the journal did not take so far.
+    pub fn journal_dropped(&self) -> u64 {
+        self.journal.as_ref().map_or(0, |j| j.dropped)
     }
 
     /// Feeds raw output; complete lines are written, a partial line is kept.
@@ -63,11 +79,18 @@ impl RotatingLog {
         buf.extend_from_slice(data);
         let mut start = 0;
         while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
-            self.write_record(stream, &buf[start..start + pos])?;
+            // A line longer than MAX_LINE whose end arrived with this read: its first
+            // parts are split off here too (marked partial), not only while it waits.
+            let mut line = &buf[start..start + pos];
+            while line.len() > MAX_LINE {
+                self.write_record(stream, &line[..MAX_LINE], true)?;
+                line = &line[MAX_LINE..];
+            }
+            self.write_record(stream, line, false)?;
             start += pos + 1;
         }
         while buf.len() - start >= MAX_LINE {
-            self.write_record(stream, &buf[start..start + MAX_LINE])?;
+            self.write_record(stream, &buf[start..start + MAX_LINE], true)?;
             start += MAX_LINE;
         }
         buf.drain(..start);
@@ -80,13 +103,16 @@ impl RotatingLog {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let buf = std::mem::take(&mut self.partial[stream as usize]);
             if !buf.is_empty() {
-                self.write_record(stream, &buf)?;
+                self.write_record(stream, &buf, false)?;
             }
         }
         self.file.flush()
     }
 
-    fn write_record(&mut self, stream: Stream, text: &[u8]) -> io::Result<()> {
+    fn write_record(&mut self, stream: Stream, text: &[u8], partial: bool) -> io::Result<()> {
+        if let Some(j) = self.journal.as_mut() {
+            j.send(stream, text, partial);
+        }
         let mut line = Vec::with_capacity(text.len() + 40);
         line.extend_from_slice(format_rfc3339_ms(super::record::now_ms()).as_bytes());
         line.push(b' ');
@@ -218,6 +244,24 @@ mod tests {
                 ("stdout".into(), "two".into())
             ]
         );
+    }
+
+    #[test]
+    fn log_long_line_is_split_even_when_its_end_arrives_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = RotatingLog::open(dir.path(), 1 << 20, 3).expect("open");
+        // A partial start below MAX_LINE, then the rest with the newline in one read.
+        log.feed(Stream::Stdout, &vec![b'x'; 10_000]).expect("feed");
+        let mut rest = vec![b'x'; 30_000];
+        rest.push(b'\n');
+        log.feed(Stream::Stdout, &rest).expect("feed");
+        let text = fs::read_to_string(dir.path().join(LOG_FILE)).expect("read");
+        let lens: Vec<usize> = text
+            .lines()
+            .filter_map(parse_line)
+            .map(|(_, _, t)| t.len())
+            .collect();
+        assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 40_000 - 2 * MAX_LINE]);
     }
 
     #[test]

@@ -9,11 +9,13 @@
 pub mod bundle;
 pub mod caps;
 pub mod cgroup;
+pub mod devfilter;
 pub mod devices;
 pub mod etcfiles;
 pub mod exec;
 mod handle;
 pub mod init;
+pub mod journal;
 pub mod logfile;
 pub mod monitor;
 pub mod record;

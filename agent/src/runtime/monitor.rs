@@ -22,6 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use libcgroups::common::{get_cgroup_setup, CgroupSetup};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
@@ -34,6 +35,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{dup2, fork, pipe, setsid, ForkResult, Pid};
 
 use super::cgroup::oom_kill_count;
+use super::journal::JournalWriter;
 use super::logfile::{RotatingLog, Stream};
 use super::record::{self, ExitReason, ExitRecord, LaunchPlan, MonitorRecord};
 use super::seccomp::{program_for, SeccompExecutor};
@@ -172,6 +174,15 @@ fn start_container(
         .with_detach(true)
         .build()
         .map_err(lc)?;
+    // The container exists (cgroup made, init waiting to exec): filter its devices
+    // before any of the user's code runs.
+    if let Err(e) = filter_devices(plan) {
+        let _ = container.delete(true);
+        return Err(RuntimeError::Libcontainer(
+            plan.container_id.clone(),
+            e.to_string(),
+        ));
+    }
     if let Some(b) = secret_bundle {
         if let Err(e) = b.redact() {
             let _ = container.delete(true);
@@ -208,6 +219,22 @@ fn start_container(
     })
 }
 
+/// On cgroup v2 (unified hierarchy), attaches the device filter to the container's
+/// cgroup; on v1 and hybrid hosts libcontainer has written the rules already.
+fn filter_devices(plan: &LaunchPlan) -> Result<(), super::devfilter::DevFilterError> {
+    let Some(listed) = &plan.device_filter else {
+        return Ok(());
+    };
+    if !matches!(get_cgroup_setup(), Ok(CgroupSetup::Unified)) {
+        return Ok(());
+    }
+    let dir = Path::new(CGROUP_V2_ROOT).join(plan.cgroup_path.trim_start_matches('/'));
+    super::devfilter::attach(&dir, listed)
+}
+
+/// Where the unified hierarchy is mounted on a cgroup v2 host.
+const CGROUP_V2_ROOT: &str = "/sys/fs/cgroup";
+
 fn supervise(container_dir: &Path, plan: &LaunchPlan, mut s: Started) -> i32 {
     let mut mask = SigSet::empty();
     for sig in [
@@ -232,7 +259,16 @@ fn supervise(container_dir: &Path, plan: &LaunchPlan, mut s: Started) -> i32 {
     let opened = if plan.discard_output {
         Ok(None)
     } else {
-        RotatingLog::open(&plan.log_dir, plan.log_max_bytes, plan.log_max_files).map(Some)
+        RotatingLog::open(&plan.log_dir, plan.log_max_bytes, plan.log_max_files).map(|log| {
+            match plan.journal_fields.as_deref().map(JournalWriter::new) {
+                Some(Some(j)) => Some(log.with_journal(j)),
+                Some(None) => {
+                    eprintln!("monitor: no socket for the journal: lines go to the files only");
+                    Some(log)
+                }
+                None => Some(log),
+            }
+        })
     };
     let mut log = match opened {
         Ok(l) => l,
@@ -311,6 +347,12 @@ fn supervise(container_dir: &Path, plan: &LaunchPlan, mut s: Started) -> i32 {
     pump(&s.stderr, Stream::Stderr, &mut open[1], log.as_mut());
     if let Some(l) = log.as_mut() {
         let _ = l.flush_partial();
+        if l.journal_dropped() > 0 {
+            eprintln!(
+                "monitor: {} lines did not reach the journal (kept in the files)",
+                l.journal_dropped()
+            );
+        }
     }
     let oom = oom_kill_count(&plan.cgroup_path) > 0;
     let (exit_code, signal) = match status {

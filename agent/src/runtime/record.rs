@@ -48,6 +48,15 @@ pub struct LaunchPlan {
     /// `logDriver: none`: the container's output is read and dropped, no log file.
     #[serde(default)]
     pub discard_output: bool,
+    /// `logDriver: journald`: the fixed journal fields of each line (the lines go
+    /// to the journal and to the rotated files); `None` for other drivers.
+    #[serde(default)]
+    pub journal_fields: Option<Vec<(String, String)>>,
+    /// The devices a cgroup v2 device filter allows besides the defaults; `None`
+    /// for a privileged container (and in plans written before the filter existed:
+    /// no filter, as they started). Unused on cgroup v1 (libcontainer's rules).
+    #[serde(default)]
+    pub device_filter: Option<Vec<super::devfilter::FilterRule>>,
     /// `secrets` as env vars: names and sources only, resolved by the monitor (see
     /// `runtime::secret_env`); absent in plans written before secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -2,12 +2,17 @@
 //! container binds it, and taking it down with its task.
 //!
 //! - `host.sourcePath`: that path (created when missing).
-//! - no source: `<task dir>/volumes/<name>/`, removed with the task.
+//! - no source (ECS's `host: {}`, a Docker volume in ECS): `<task dir>/volumes/<name>/`,
+//!   removed with the task, copied up as below.
 //! - `dockerVolumeConfiguration` (local driver): scope `task` as above; scope `shared`
 //!   at `<state>/volumes/<name>/`, kept across tasks (created only with
 //!   `autoprovision`). `type=tmpfs` mounts a tmpfs on the host at that directory,
 //!   so every container of the task shares it, as Docker's local driver does.
-//!   Docker's copy-up: when such a volume is empty, the image's content at the mount
+//!   `type=none`, `o=bind`, `device=/dir`: the volume's data is that existing host
+//!   directory (refused by name when missing), bound straight into the container
+//!   (no host mount to undo; the directory is never removed).
+//!   Docker's copy-up: when such a volume (bind form included, as Docker's local
+//!   driver does) is empty, the image's content at the mount
 //!   path is copied in first (owner and mode kept), unless a path component in the
 //!   image is a symlink (it could point outside the rootfs).
 
@@ -16,7 +21,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use skerry_core::spec::{ContainerDefinition, TaskDefinition, Volume, VolumeSource};
+use skerry_core::spec::{ContainerDefinition, NamedVolume, TaskDefinition, Volume, VolumeSource};
 
 use super::RuntimeError;
 
@@ -24,6 +29,10 @@ use super::RuntimeError;
 pub fn source_path(v: &Volume, task_volumes_dir: &Path, shared_dir: &Path) -> PathBuf {
     match &v.source {
         VolumeSource::HostPath(p) => p.clone(),
+        VolumeSource::Named(NamedVolume {
+            bind_device: Some(device),
+            ..
+        }) => PathBuf::from(device),
         VolumeSource::Named(n) if n.shared => shared_dir.join(&v.name),
         VolumeSource::TaskScoped | VolumeSource::Named(_) => task_volumes_dir.join(&v.name),
     }
@@ -42,13 +51,37 @@ pub fn prepare(
             continue;
         };
         let src = source_path(v, task_volumes_dir, shared_dir);
-        let VolumeSource::Named(named) = &v.source else {
-            if !src.exists() {
-                fs::create_dir_all(&src).map_err(|e| RuntimeError::io(&src, e))?;
+        let named = match &v.source {
+            VolumeSource::HostPath(_) => {
+                if !src.exists() {
+                    fs::create_dir_all(&src).map_err(|e| RuntimeError::io(&src, e))?;
+                }
+                continue;
             }
-            continue;
+            // ECS's sourceless volume is a Docker volume: copied up like a named one.
+            VolumeSource::TaskScoped => {
+                if !src.exists() {
+                    fs::create_dir_all(&src).map_err(|e| RuntimeError::io(&src, e))?;
+                }
+                copy_up(rootfs, &mp.container_path, &src)?;
+                continue;
+            }
+            VolumeSource::Named(named) => named,
         };
-        if !src.exists() {
+        if named.bind_device.is_some() {
+            if !src.is_dir() {
+                let what = if src.exists() {
+                    "is not a directory"
+                } else {
+                    "does not exist"
+                };
+                return Err(RuntimeError::Spec(format!(
+                    "volumes[\"{}\"].dockerVolumeConfiguration.driverOpts.device: {:?} {what} (the local driver binds an existing host directory)",
+                    v.name,
+                    src.display().to_string()
+                )));
+            }
+        } else if !src.exists() {
             if named.shared && !named.autoprovision {
                 return Err(RuntimeError::Spec(format!(
                     "volumes[\"{}\"]: shared volume {} does not exist and autoprovision is false",

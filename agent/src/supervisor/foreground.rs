@@ -139,7 +139,8 @@ impl Story {
             Event::ContainerRestarted { .. }
             | Event::HealthChanged { .. }
             | Event::ActionFailed { .. }
-            | Event::LogsKeptOnDevice { .. } => eprintln!("skerry: {ev}"),
+            | Event::LogsKeptOnDevice { .. }
+            | Event::JournalAbsent { .. } => eprintln!("skerry: {ev}"),
             _ => {}
         }
     }

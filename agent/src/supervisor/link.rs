@@ -151,6 +151,7 @@ impl FleetLink {
         snap: &Snapshot,
         outbox: Option<&Outbox>,
         pulls: &reported::Pulls,
+        ports: &super::ports::Ports,
     ) {
         let durable = outbox.map_or((0, 0), |o| (o.durable_seq(), o.dropped()));
         if durable != self.last_durable {
@@ -164,6 +165,7 @@ impl FleetLink {
             snap,
             &self.fleet,
             pulls,
+            ports,
             durable.1,
             self.last_error.clone(),
             self.inbox.as_ref().map(SecretInbox::public_key),

@@ -30,6 +30,7 @@ mod fleet;
 pub mod foreground;
 mod link;
 mod ops;
+mod ports;
 mod prune;
 mod reported;
 mod single;
@@ -100,6 +101,7 @@ pub struct Supervisor {
     pulls: BTreeMap<(TaskId, String), PullProgress>,
     /// Prunes unused images now and then.
     pruner: prune::Pruner,
+    ports: ports::Ports,
 }
 
 /// A write that may fail turn after turn (a full disk): logged when it starts
@@ -325,6 +327,7 @@ impl Supervisor {
                 ctx.config.images.prune_interval_secs,
                 ctx.config.images.keep_unused,
             ),
+            ports: ports::Ports::new(ctx.layout.tasks()),
         };
         // In fleet mode the first decision waits for the stored fleet documents
         // (`connect`): made from the local directory alone, it would stop every
@@ -363,10 +366,16 @@ impl Supervisor {
             fleet_events.extend(l.fleet.progress(self.rec.snapshot(), &self.desired));
         }
         let pulled = self.take_pull_progress();
-        self.keep_reports(&decision.actions, fleet_events, pulled);
+        let published = self.ports.refresh(self.rec.observed());
+        self.keep_reports(&decision.actions, fleet_events, pulled, published);
         self.persist();
         if let Some(l) = self.link.as_mut() {
-            l.after_turn(self.rec.snapshot(), self.outbox.as_ref(), &self.pulls);
+            l.after_turn(
+                self.rec.snapshot(),
+                self.outbox.as_ref(),
+                &self.pulls,
+                &self.ports,
+            );
         }
         for action in decision.actions {
             match &action {
@@ -423,6 +432,7 @@ impl Supervisor {
         actions: &[Action],
         fleet: Vec<skerry_core::proto::FleetEvent>,
         pulls: Vec<PullProgress>,
+        ports: Vec<crate::report::PortsPublished>,
     ) {
         let Some(outbox) = self.outbox.as_mut() else {
             return;
@@ -438,6 +448,13 @@ impl Supervisor {
             match outbox.append(&Report::pull(p).encode()) {
                 Ok(_) => appended = true,
                 Err(e) => tracing::warn!(error = %e, "pull progress not kept"),
+            }
+        }
+        for p in ports {
+            tracing::info!(task = %p.task, container = %p.container, event = %p, "ports published");
+            match outbox.append(&Report::ports(p).encode()) {
+                Ok(_) => appended = true,
+                Err(e) => tracing::warn!(error = %e, "published ports not kept"),
             }
         }
         for ev in fleet {
@@ -535,6 +552,7 @@ pub(crate) fn reconciler_config(backoff_secs: u64, scale: u64) -> Config {
         op_timeout: real(d.op_timeout),
         grace: real(d.grace),
         retry_delay: real(d.retry_delay),
+        journal: crate::runtime::journal::present(),
         ..d
     }
 }

@@ -23,6 +23,7 @@ pub fn build(
     snap: &Snapshot,
     fleet: &Fleet,
     pulls: &Pulls,
+    ports: &super::ports::Ports,
     dropped: u64,
     last_error: Option<String>,
     sealing_key: Option<[u8; 32]>,
@@ -61,7 +62,11 @@ pub fn build(
                     health: checked.then(|| health(c.health.status).into()),
                     exit_code,
                     restarts: c.restart_count,
-                    host_ports: vec![],
+                    host_ports: ports
+                        .of(id, &c.name)
+                        .into_iter()
+                        .map(|b| (b.container_port, b.host_port, b.protocol))
+                        .collect(),
                     pulling: pulls
                         .get(&(id.clone(), c.name.clone()))
                         .map(|p| (p.bytes, p.total)),

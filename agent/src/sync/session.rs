@@ -56,6 +56,8 @@ fn options(s: &LinkSetup) -> MqttOptions {
     // huge retained message cannot make it reconnect for ever.
     let limit = s.max_payload.max(skerry_core::proto::MAX_PAYLOAD) + 4096;
     o.set_max_packet_size(Some(limit as u32));
+    // Also the size of rumqttc's in-flight table, allocated up front (one slot per
+    // packet id: its default of 65,535 costs 13.5 MiB).
     o.set_outgoing_inflight_upper_limit(Limits::default().max_inflight as u16 + 4);
     let will = Envelope::new(&s.device, 0, Body::Status(Presence::Offline)).encode();
     o.set_last_will(LastWill::new(

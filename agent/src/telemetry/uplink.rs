@@ -68,6 +68,9 @@ impl Uplink {
         o.set_keep_alive(Duration::from_secs(setup.keepalive_secs));
         o.set_clean_start(true);
         o.set_max_packet_size(Some((skerry_core::proto::MAX_PAYLOAD + 4096) as u32));
+        // rumqttc sizes its in-flight table from this bound up front (one slot per
+        // packet id, 65,535 by default: 13.5 MiB of this agent's memory).
+        o.set_outgoing_inflight_upper_limit(WINDOW as u16 + 4);
         let mut net = NetworkOptions::new();
         net.set_tcp_nodelay(true);
         net.set_connection_timeout(10);

@@ -212,4 +212,11 @@ pub enum Event {
         task: TaskId,
         streams: Vec<(String, Option<String>)>,
     },
+    /// A launched task's `containers` ask for the `journald` log driver and the host
+    /// has no journal: their output is in skerry's rotated log files only. One per
+    /// task launch, right after [`Event::TaskLaunched`] (and any LogsKeptOnDevice).
+    JournalAbsent {
+        task: TaskId,
+        containers: Vec<String>,
+    },
 }

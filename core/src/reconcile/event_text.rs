@@ -71,6 +71,11 @@ impl fmt::Display for Event {
                     names.join(", ")
                 )
             }
+            Event::JournalAbsent { task, containers } => write!(
+                f,
+                "task {task}: journald log driver for {}: this host has no journal (no /run/systemd/journal/socket); the output is kept in skerry's rotated log files only (skerry logs {task})",
+                containers.join(", ")
+            ),
         }
     }
 }
@@ -80,7 +85,7 @@ mod tests {
     use super::*;
     use crate::reconcile::testutil::{generate_test_container, generate_test_task, Harness};
     use crate::reconcile::{Action, Desired, TaskId};
-    use crate::spec::{AwsLogs, LogDriver};
+    use crate::spec::{AwsLogs, Journald, LogDriver};
 
     /// Each launch of a task with awslogs containers says once where the logs go.
     #[test]
@@ -128,6 +133,49 @@ mod tests {
                 .count(),
             1,
             "said once per task"
+        );
+    }
+
+    /// journald containers on a host without a journal: one notice per launch; with a
+    /// journal, none.
+    #[test]
+    fn journald_task_launch_without_a_journal_says_where_the_output_is() {
+        let mut logged = generate_test_container("web");
+        logged.log = LogDriver::Journald(Journald {
+            tag: None,
+            labels: vec![],
+            env: vec![],
+        });
+        let mut desired = Desired::default();
+        desired
+            .tasks
+            .insert("t1".into(), generate_test_task(vec![logged]));
+        let notices = |journal: bool| {
+            let mut h = Harness::new(desired.clone());
+            h.r = crate::reconcile::Reconciler::new(crate::reconcile::Config {
+                journal,
+                ..Default::default()
+            });
+            let d = h.reconcile();
+            h.answer(&d.actions);
+            h.settle();
+            h.events()
+                .filter(|e| matches!(e, Event::JournalAbsent { .. }))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert!(notices(true).is_empty());
+        let said = notices(false);
+        assert_eq!(
+            said,
+            vec![Event::JournalAbsent {
+                task: TaskId::from("t1"),
+                containers: vec!["web".into()],
+            }]
+        );
+        assert_eq!(
+            said[0].to_string(),
+            "task t1: journald log driver for web: this host has no journal (no /run/systemd/journal/socket); the output is kept in skerry's rotated log files only (skerry logs t1)"
         );
     }
 

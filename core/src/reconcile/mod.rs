@@ -113,6 +113,8 @@ pub(crate) struct Sink {
     pub(crate) wakeup: Option<Instant>,
     pub(crate) failed: Vec<TaskId>,
     pub(crate) now: Instant,
+    /// `!Config::journal`, for [`Sink::launched`].
+    pub(crate) journal_absent: bool,
 }
 
 impl Default for Sink {
@@ -123,6 +125,7 @@ impl Default for Sink {
             wakeup: None,
             failed: Vec::new(),
             now: Instant::from_ticks(0),
+            journal_absent: false,
         }
     }
 }
@@ -137,7 +140,8 @@ impl Sink {
     }
 
     /// [`Event::TaskLaunched`], then [`Event::LogsKeptOnDevice`] when any of the
-    /// task's containers asks for awslogs.
+    /// task's containers asks for awslogs, and [`Event::JournalAbsent`] when any asks
+    /// for journald on a host without a journal.
     pub(crate) fn launched(
         &mut self,
         task: &TaskId,
@@ -163,6 +167,18 @@ impl Sink {
             self.event(Event::LogsKeptOnDevice {
                 task: task.clone(),
                 streams,
+            });
+        }
+        let journald: Vec<String> = def
+            .containers
+            .iter()
+            .filter(|c| matches!(c.log, LogDriver::Journald(_)))
+            .map(|c| c.name.clone())
+            .collect();
+        if self.journal_absent && !journald.is_empty() {
+            self.event(Event::JournalAbsent {
+                task: task.clone(),
+                containers: journald,
             });
         }
     }
@@ -232,6 +248,7 @@ impl Reconciler {
         let mut sink = std::mem::take(&mut self.pending);
         sink.now = now;
         sink.wakeup = None;
+        sink.journal_absent = !self.config.journal;
         for (id, task) in self.state.observed.tasks.iter_mut() {
             container::assess_task(id, task, &self.config, now, &mut sink);
         }

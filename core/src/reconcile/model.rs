@@ -180,6 +180,15 @@ pub struct Config {
     /// Wait before retrying a failed stop or delete.
     #[serde(with = "duration")]
     pub retry_delay: Duration,
+    /// The host's journal answers (the agent looks for journald's socket at start):
+    /// when not, each launch of a task with `journald` containers says where their
+    /// output goes instead ([`super::Event::JournalAbsent`]).
+    #[serde(default = "journal_default")]
+    pub journal: bool,
+}
+
+fn journal_default() -> bool {
+    true
 }
 
 impl Default for Config {
@@ -195,6 +204,7 @@ impl Default for Config {
             op_timeout: Duration::from_secs(120),
             grace: Duration::from_secs(5),
             retry_delay: Duration::from_secs(10),
+            journal: true,
         }
     }
 }

@@ -3,15 +3,17 @@
 //!
 //! Whatever the driver, CloudWatch is never reached from the device: `awslogs`,
 //! `json-file` and `local` all keep the container's output in skerry's rotated log
-//! files (`skerry logs`); `none` discards it. Other drivers are refused.
+//! files (`skerry logs`); `journald` writes each line to the host's journal too
+//! ([`super::journald`]); `none` discards it. Other drivers are refused.
 
 use std::collections::BTreeMap;
 
 use super::ecs::RawLogConfiguration;
 use super::error::Problems;
+use super::journald::Journald;
 
 /// The drivers accepted, as said in refusals.
-const SUPPORTED: &str = "awslogs, json-file, local and none";
+const SUPPORTED: &str = "awslogs, journald, json-file, local and none";
 
 /// What `logConfiguration` asks for, checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,6 +27,9 @@ pub enum LogDriver {
     /// `awslogs`: the output stays in skerry's rotated files; CloudWatch is not
     /// reached from the device.
     Awslogs(AwsLogs),
+    /// `journald`: each line goes to the host's journal with the container's fields,
+    /// and to skerry's rotated files (`skerry logs`).
+    Journald(Journald),
 }
 
 /// `awslogs` options, checked.
@@ -81,6 +86,7 @@ pub(crate) fn check(raw: &RawLogConfiguration, at: &str, p: &mut Problems) -> Lo
             LogDriver::None
         }
         Some("awslogs") => awslogs(options, &format!("{at}.options"), p),
+        Some("journald") => super::journald::check(options, &format!("{at}.options"), p),
         Some("awsfirelens") => {
             p.push(
                 format!("{at}.logDriver"),

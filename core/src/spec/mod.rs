@@ -44,6 +44,7 @@ mod devices;
 mod ecs;
 mod error;
 mod health;
+mod journald;
 mod linux;
 mod logs;
 mod model;

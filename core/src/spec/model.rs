@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::journald::{journal_key, JournalContext, Journald};
 pub use super::logs::{AwsLogs, LogDriver};
 use super::secrets::ContainerSecrets;
 
@@ -89,6 +90,10 @@ pub struct NamedVolume {
     pub autoprovision: bool,
     /// `driverOpts` `type=tmpfs`: mount a tmpfs with these options (from `o`).
     pub tmpfs_options: Option<Vec<String>>,
+    /// `driverOpts` `type=none`, `o=bind`: the host directory (`device`) that is
+    /// the volume's data (absent in records written before it was accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_device: Option<String>,
     /// `labels`.
     pub labels: BTreeMap<String, String>,
 }

@@ -1,7 +1,7 @@
 //! The board scenario (issue 10): skerry on an emulated ARM64 gateway, end to end.
 //!
 //! Steps run in order on one board and its one state disk; each is asserted and timed.
-//! Standalone steps (a, b, c, f, g, figures) need no fleet half; a-fleet and d run the
+//! Standalone steps (a, b, c, f, g, h, figures) need no fleet half; a-fleet and d run the
 //! fleet (mosquitto on host loopback, `skerry ctl`); e adds docker-registry on host
 //! loopback. A step whose parts have not landed reports NOT LANDED and counts as
 //! skipped; it fails the run only with SKERRY_HIL_REQUIRE_ALL=1. Inputs (set by
@@ -13,6 +13,7 @@
 //! printed when a step failed.
 
 mod bench;
+mod devices;
 mod drain;
 mod fleet;
 mod guest;
@@ -161,6 +162,7 @@ fn main() {
     pulls::step_e_rolling_update(&mut report, s);
     standalone::step_f_armv7(&mut report, s);
     standalone::step_g_oom(&mut report, s);
+    devices::step_h_devices(&mut report, s);
     standalone::step_figures(&mut report, s);
 
     if let Some(board) = scenario.board.take() {

@@ -151,14 +151,7 @@ fn file_drivers_and_none_are_accepted() {
 
 #[test]
 fn other_drivers_are_refused_naming_the_supported_ones() {
-    for driver in [
-        "splunk",
-        "fluentd",
-        "gelf",
-        "syslog",
-        "journald",
-        "awsfirelens",
-    ] {
+    for driver in ["splunk", "fluentd", "gelf", "syslog", "awsfirelens"] {
         let err = assert_refused(
             &with_log(json!({ "logDriver": driver })),
             &format!("{AT}.logDriver"),
@@ -166,9 +159,9 @@ fn other_drivers_are_refused_naming_the_supported_ones() {
         );
         assert_eq!(err.problems.len(), 1, "{err}");
         assert!(
-            err.problems[0]
-                .reason
-                .contains("skerry supports the awslogs, json-file, local and none log drivers"),
+            err.problems[0].reason.contains(
+                "skerry supports the awslogs, journald, json-file, local and none log drivers"
+            ),
             "{err}"
         );
     }
@@ -183,5 +176,39 @@ fn other_drivers_are_refused_naming_the_supported_ones() {
         &with_log(secret),
         &format!("{AT}.secretOptions[0].valueFrom"),
         "cannot contain '/'",
+    );
+}
+
+#[test]
+fn journald_options_checked_as_docker_takes_them() {
+    let def = parse_ok(&with_log(json!({
+        "logDriver": "journald",
+        "options": { "tag": "{{.Name}}/{{.ID}}", "labels": "team,site", "env": "STAGE" }
+    })));
+    let LogDriver::Journald(j) = &def.containers[0].log else {
+        panic!("not journald: {:?}", def.containers[0].log);
+    };
+    assert_eq!(j.tag.as_deref(), Some("{{.Name}}/{{.ID}}"));
+    assert_eq!(j.labels, vec!["team", "site"]);
+    assert_eq!(j.env, vec!["STAGE"]);
+    assert_refused(
+        &with_log(json!({ "logDriver": "journald", "options": { "max-size": "1m" } })),
+        &format!("{AT}.options.max-size"),
+        "is not a journald log driver option (tag, labels and env are)",
+    );
+    assert_refused(
+        &with_log(json!({ "logDriver": "journald", "options": { "env-regex": "^S" } })),
+        &format!("{AT}.options.env-regex"),
+        "is not supported by skerry",
+    );
+    assert_refused(
+        &with_log(json!({ "logDriver": "journald", "options": { "tag": "{{.Hostname}}" } })),
+        &format!("{AT}.options.tag"),
+        "{{.Hostname}} is not a tag template field",
+    );
+    assert_refused(
+        &with_log(json!({ "logDriver": "journald", "options": { "labels": "a,,b" } })),
+        &format!("{AT}.options.labels"),
+        "must be names separated by commas",
     );
 }

@@ -80,7 +80,8 @@ fn docker_volumes_with_the_local_driver_are_accepted() {
         json!([
             { "name": "t", "dockerVolumeConfiguration": { "scope": "task", "driver": "local", "labels": { "a": "b" } } },
             { "name": "s", "dockerVolumeConfiguration": { "scope": "shared", "autoprovision": true } },
-            { "name": "m", "dockerVolumeConfiguration": { "driverOpts": { "type": "tmpfs", "device": "tmpfs", "o": "size=16m,mode=1777" } } }
+            { "name": "m", "dockerVolumeConfiguration": { "driverOpts": { "type": "tmpfs", "device": "tmpfs", "o": "size=16m,mode=1777" } } },
+            { "name": "b", "dockerVolumeConfiguration": { "driverOpts": { "type": "none", "o": "bind", "device": "/srv/data" } } }
         ]),
     );
     let def = parse_ok(&task);
@@ -95,6 +96,8 @@ fn docker_volumes_with_the_local_driver_are_accepted() {
         named(2).tmpfs_options,
         Some(vec!["size=16m".to_string(), "mode=1777".to_string()])
     );
+    assert_eq!(named(3).bind_device.as_deref(), Some("/srv/data"));
+    assert!(named(3).tmpfs_options.is_none() && named(2).bind_device.is_none());
 }
 
 #[test]
@@ -115,12 +118,32 @@ fn docker_volumes_other_drivers_and_options_are_refused_by_name() {
         (
             json!({ "driverOpts": { "type": "nfs" } }),
             "driverOpts.type",
-            "only type \"tmpfs\"",
+            "the local driver's types here are \"tmpfs\" and \"none\"",
         ),
         (
-            json!({ "driverOpts": { "type": "none", "device": "/srv", "o": "bind" } }),
+            json!({ "driverOpts": { "type": "none", "device": "srv", "o": "bind" } }),
             "driverOpts.device",
-            "host.sourcePath",
+            "absolute",
+        ),
+        (
+            json!({ "driverOpts": { "type": "none", "device": "/srv", "o": "bind,nosuid" } }),
+            "driverOpts.o",
+            "\"nosuid\" is not supported with type \"none\"",
+        ),
+        (
+            json!({ "driverOpts": { "type": "none", "device": "/srv" } }),
+            "driverOpts.o",
+            "is required with type \"none\"",
+        ),
+        (
+            json!({ "driverOpts": { "type": "none", "o": "bind" } }),
+            "driverOpts.device",
+            "is required with type \"none\"",
+        ),
+        (
+            json!({ "driverOpts": { "device": "/dev/sda1" } }),
+            "driverOpts.device",
+            "needs type \"tmpfs\" or \"none\"",
         ),
         (
             json!({ "driverOpts": { "type": "tmpfs", "o": "size=1m,exec" } }),
