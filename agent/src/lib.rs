@@ -26,6 +26,7 @@ pub mod net;
 pub mod notify;
 pub mod report;
 pub mod runtime;
+pub mod secrets;
 pub mod signals;
 pub use skerry_core::spec;
 pub mod store;

@@ -37,6 +37,8 @@ pub enum ReportBody {
     /// A bridged container started with these published ports (appended after
     /// `Pull`, so every report written before still decodes).
     Ports(PortsPublished),
+    /// A container waits for a secret (appended after `Ports`, same reason).
+    Waiting(SecretsWait),
 }
 
 /// The host ports a container got when it started, as ECS's `networkBindings`.
@@ -56,6 +58,26 @@ impl std::fmt::Display for PortsPublished {
             self.task,
             self.container,
             ports.join(", ")
+        )
+    }
+}
+
+/// A container waiting for a secret it needs (ECS's `ResourceInitializationError`);
+/// it names the secret, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretsWait {
+    pub task: TaskId,
+    pub container: String,
+    /// `ResourceInitializationError: unable to pull secrets or registry auth: …`.
+    pub reason: String,
+}
+
+impl std::fmt::Display for SecretsWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "task {} container {}: waiting: {}",
+            self.task, self.container, self.reason
         )
     }
 }
@@ -162,12 +184,22 @@ impl Report {
         }
     }
 
+    /// A secrets-wait report stamped now.
+    pub fn waiting(wait: SecretsWait) -> Self {
+        Self {
+            schema: REPORT_SCHEMA,
+            wall_ms: crate::runtime::record::now_ms(),
+            body: ReportBody::Waiting(wait),
+        }
+    }
+
     /// The task it is about, if any.
     pub fn task(&self) -> Option<&TaskId> {
         let e = match &self.body {
             ReportBody::Event(e) => e,
             ReportBody::Pull(p) => return Some(&p.task),
             ReportBody::Ports(p) => return Some(&p.task),
+            ReportBody::Waiting(w) => return Some(&w.task),
             ReportBody::Fleet(_) => return None,
         };
         match e {
@@ -214,6 +246,7 @@ impl Report {
             ReportBody::Fleet(e) => format!("{at} {e}"),
             ReportBody::Pull(p) => format!("{at} {p}"),
             ReportBody::Ports(p) => format!("{at} {p}"),
+            ReportBody::Waiting(w) => format!("{at} {w}"),
         }
     }
 }

@@ -73,6 +73,7 @@ impl EventRow {
             ReportBody::Fleet(e) => e.to_string(),
             ReportBody::Pull(p) => p.to_string(),
             ReportBody::Ports(p) => p.to_string(),
+            ReportBody::Waiting(w) => w.to_string(),
         };
         Self {
             seq,

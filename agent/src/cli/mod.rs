@@ -11,6 +11,7 @@ pub mod output;
 mod ps;
 mod pull;
 pub mod run;
+mod secret;
 mod stop;
 mod tail;
 mod top;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Manage local images.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// The device's local secrets (values from stdin; never printed).
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Run the agent: keep the desired tasks running (a local directory, and the fleet's
     /// signed documents when [mqtt] is configured).
     Agent(AgentArgs),
@@ -150,6 +154,7 @@ pub fn dispatch(cli: Cli) -> i32 {
                 Command::Events(a) => events::events(&ctx, a),
                 Command::Top(a) => top::top(&ctx, a),
                 Command::Image(c) => image::image(&ctx, c),
+                Command::Secret(c) => secret::secret(&ctx, c),
                 Command::Agent(a) if a.check_config => {
                     println!("config ok: state_dir {}", ctx.config.state_dir.display());
                     Ok(0)

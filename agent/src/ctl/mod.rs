@@ -11,6 +11,7 @@ mod events;
 mod keys;
 mod logs;
 mod publish;
+mod secret;
 mod status;
 mod top;
 mod wait;
@@ -128,6 +129,9 @@ pub enum CtlCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// Secrets sealed to one device (only it can open them).
+    #[command(subcommand)]
+    Secret(SecretCtl),
     /// A task's container logs as the device ships them (`awslogs` containers).
     Logs {
         #[arg(long)]
@@ -142,6 +146,20 @@ pub enum CtlCommand {
         since: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+    },
+}
+
+/// `skerry ctl secret …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCtl {
+    /// Seal the value on stdin to DEVICE's key, sign it and publish it to the device.
+    Put {
+        #[arg(long)]
+        device: String,
+        name: String,
+        /// The version (default: now, in milliseconds); must grow per name.
+        #[arg(long)]
+        version: Option<u64>,
     },
 }
 
@@ -229,6 +247,11 @@ async fn run(cfg: &CtlConfig, cmd: CtlCommand) -> anyhow::Result<i32> {
             once,
             output,
         } => top::top(cfg, &device, once, output).await,
+        CtlCommand::Secret(SecretCtl::Put {
+            device,
+            name,
+            version,
+        }) => secret::put(cfg, &device, &name, version).await,
         CtlCommand::Logs {
             device,
             task,

@@ -221,6 +221,8 @@ impl Runtime {
             discard_output: c.log == LogDriver::None,
             journal_fields,
             device_filter: (!c.privileged).then(|| super::devfilter::rules_for(&devices)),
+            secret_env: c.secrets.env.clone(),
+            secrets_dir: (!c.secrets.env.is_empty()).then(|| self.cfg.layout.secrets()),
         };
         fs::create_dir_all(&plan.log_dir).map_err(|e| RuntimeError::io(&plan.log_dir, e))?;
         fs::create_dir_all(&plan.libcontainer_root)

@@ -20,6 +20,7 @@ pub mod logfile;
 pub mod monitor;
 pub mod record;
 pub mod seccomp;
+pub mod secret_env;
 pub mod user;
 pub mod volumes;
 

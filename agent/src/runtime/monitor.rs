@@ -39,6 +39,7 @@ use super::journal::JournalWriter;
 use super::logfile::{RotatingLog, Stream};
 use super::record::{self, ExitReason, ExitRecord, LaunchPlan, MonitorRecord};
 use super::seccomp::{program_for, SeccompExecutor};
+use super::secret_env::SecretBundle;
 use super::{RuntimeError, EXIT_FILE, LAUNCH_FILE, MONITOR_FILE, MONITOR_LOG};
 
 /// Entry point of `skerry monitor start DIR`; returns the process exit code.
@@ -112,7 +113,15 @@ fn reset_signal_state() {
 }
 
 fn run_monitor(container_dir: &Path, plan: &LaunchPlan, ready: OwnedFd) -> i32 {
-    let started = match start_container(container_dir, plan) {
+    // Kept (values redacted once the container exists) until the monitor ends.
+    let secret_bundle = match SecretBundle::prepare(plan) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = File::from(ready).write_all(format!("{e}").as_bytes());
+            return 1;
+        }
+    };
+    let started = match start_container(container_dir, plan, secret_bundle.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             let _ = File::from(ready).write_all(format!("{e}").as_bytes());
@@ -123,7 +132,9 @@ fn run_monitor(container_dir: &Path, plan: &LaunchPlan, ready: OwnedFd) -> i32 {
     // from here on the monitor's own diagnostics go to monitor.log.
     redirect_stdio(&plan.log_dir.join(MONITOR_LOG));
     let _ = File::from(ready).write_all(b"ok");
-    supervise(container_dir, plan, started)
+    let code = supervise(container_dir, plan, started);
+    drop(secret_bundle);
+    code
 }
 
 struct Started {
@@ -134,7 +145,11 @@ struct Started {
     started_at_ms: u64,
 }
 
-fn start_container(container_dir: &Path, plan: &LaunchPlan) -> Result<Started, RuntimeError> {
+fn start_container(
+    container_dir: &Path,
+    plan: &LaunchPlan,
+    secret_bundle: Option<&SecretBundle>,
+) -> Result<Started, RuntimeError> {
     let lc = |e: libcontainer::error::LibcontainerError| {
         RuntimeError::Libcontainer(plan.container_id.clone(), e.to_string())
     };
@@ -154,7 +169,7 @@ fn start_container(container_dir: &Path, plan: &LaunchPlan) -> Result<Started, R
         .with_stdout(out_w)
         .with_stderr(err_w)
         .with_executor(SeccompExecutor::new(filter))
-        .as_init(plan.bundle.clone())
+        .as_init(secret_bundle.map_or_else(|| plan.bundle.clone(), |b| b.dir.clone()))
         .with_systemd(false)
         .with_detach(true)
         .build()
@@ -167,6 +182,12 @@ fn start_container(container_dir: &Path, plan: &LaunchPlan) -> Result<Started, R
             plan.container_id.clone(),
             e.to_string(),
         ));
+    }
+    if let Some(b) = secret_bundle {
+        if let Err(e) = b.redact() {
+            let _ = container.delete(true);
+            return Err(e);
+        }
     }
     let started_at_ms = record::now_ms();
     if let Err(e) = container.start() {

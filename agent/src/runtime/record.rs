@@ -57,6 +57,13 @@ pub struct LaunchPlan {
     /// no filter, as they started). Unused on cgroup v1 (libcontainer's rules).
     #[serde(default)]
     pub device_filter: Option<Vec<super::devfilter::FilterRule>>,
+    /// `secrets` as env vars: names and sources only, resolved by the monitor (see
+    /// `runtime::secret_env`); absent in plans written before secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<skerry_core::spec::NamedSecret>,
+    /// The secret store the monitor reads them from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// Who runs the container: the monitor (its parent) and the container's init.

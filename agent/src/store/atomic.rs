@@ -8,6 +8,13 @@ use std::path::{Path, PathBuf};
 
 /// Writes `data` to `path` atomically (write, fsync, rename, fsync dir).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, data, 0o666)
+}
+
+/// [`write_atomic`] with the file created as `mode` (before the umask) from its
+/// first byte on: `0o600` for secrets and keys.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let dir = parent_dir(path);
     let tmp = temp_path(path);
     let result = (|| {
@@ -15,6 +22,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(mode)
             .open(&tmp)?;
         file.write_all(data)?;
         file.sync_all()?;

@@ -49,6 +49,11 @@ impl StateLayout {
         self.root.join("libcontainer")
     }
 
+    /// The local secret store (see [`crate::secrets`]).
+    pub fn secrets(&self) -> PathBuf {
+        self.root.join("secrets")
+    }
+
     /// The outbox of reports (see [`crate::store::outbox`]).
     pub fn outbox(&self) -> PathBuf {
         self.root.join("outbox")

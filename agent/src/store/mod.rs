@@ -8,6 +8,7 @@
 //!   libcontainer/  libcontainer's own container state, one dir per container id
 //!   desired/       standalone mode: task definitions to keep running
 //!   outbox/        reports (events) in order, until delivered (see `outbox`)
+//!   secrets/       0700: one 0600 file per local secret (see `crate::secrets`)
 //!   agent.lock     flock held by the one `skerry agent` of this directory
 //! ```
 
@@ -15,5 +16,5 @@ pub mod atomic;
 pub mod layout;
 pub mod outbox;
 
-pub use atomic::{sync_dir, write_atomic};
+pub use atomic::{sync_dir, write_atomic, write_atomic_mode};
 pub use layout::StateLayout;

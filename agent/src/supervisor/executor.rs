@@ -24,8 +24,10 @@ use super::ops::{
 use crate::config::AgentConfig;
 use crate::images::pull::{ensure_image, PullJob, PullSettings};
 use crate::images::ImageStore;
+use crate::report::SecretsWait;
 use crate::runtime::exec::ExecOutcome;
 use crate::runtime::{ContainerState, Runtime};
+use crate::secrets::{wait_for, SecretStore};
 use crate::task::{Owner, TaskRecord};
 
 /// What one worker found.
@@ -60,6 +62,8 @@ pub struct Executor {
     pull_cancels: HashMap<(TaskId, String), Arc<AtomicBool>>,
     /// Where pulls report their progress (the supervisor drains it every turn).
     pull_progress: Option<Sender<crate::report::PullProgress>>,
+    /// Where containers waiting for a secret say so (drained like `pull_progress`).
+    secrets_waits: Option<Sender<crate::report::SecretsWait>>,
 }
 
 /// Least time between two reaps of the same lost container.
@@ -83,7 +87,14 @@ impl Executor {
             pulls: PullSettings::from_config(&AgentConfig::default()),
             pull_cancels: HashMap::new(),
             pull_progress: None,
+            secrets_waits: None,
         }
+    }
+
+    /// Containers waiting for a secret report it to `tx`.
+    pub fn with_secrets_waits(mut self, tx: Sender<crate::report::SecretsWait>) -> Self {
+        self.secrets_waits = Some(tx);
+        self
     }
 
     /// Pulls as `config` says (`[images]`, `[registries]`).
@@ -129,7 +140,39 @@ impl Executor {
                     .or_default()
                     .clone();
                 let progress = self.pull_progress.clone();
+                let secrets = observed
+                    .tasks
+                    .get(&task)
+                    .and_then(|t| t.definition.container(&container))
+                    .map(|c| c.secrets.clone())
+                    .unwrap_or_default();
+                let waits = self.secrets_waits.clone();
+                let store = SecretStore::new(rt.layout());
                 self.spawn(task.clone(), Some(container.clone()), "pull", move || {
+                    let mut settings = settings;
+                    if !secrets.is_empty() {
+                        let said = |m: &crate::secrets::Missing| {
+                            let w = SecretsWait {
+                                task: task.clone(),
+                                container: container.clone(),
+                                reason: m.to_string(),
+                            };
+                            tracing::warn!(event = %w, "secrets");
+                            if let Some(tx) = &waits {
+                                let _ = tx.send(w);
+                            }
+                        };
+                        match wait_for(&store, &secrets, &cancel, said) {
+                            Some(creds) => settings.options.credentials = creds,
+                            None => {
+                                let e = "cancelled while waiting for secrets".to_string();
+                                return (
+                                    Some(failed(task, Some(container), OpKind::Pull, e)),
+                                    None,
+                                );
+                            }
+                        }
+                    }
                     let job = PullJob {
                         task: task.clone(),
                         container: container.clone(),

@@ -13,6 +13,7 @@ use super::fleet::{Fleet, Identity};
 use super::reported;
 use crate::config::MqttConfig;
 use crate::context::Context;
+use crate::secrets::{InboxIdentity, SealingKey, SecretInbox, SecretStore};
 use crate::store::outbox::Outbox;
 use crate::sync::{FromSync, LinkSetup, SyncHandle, ToSync};
 
@@ -25,6 +26,8 @@ pub struct FleetLink {
     last_reported: Option<ReportedState>,
     last_durable: (u64, u64),
     last_error: Option<String>,
+    /// Secrets sealed to this device (`None` when its sealing key cannot be made).
+    inbox: Option<SecretInbox>,
 }
 
 impl FleetLink {
@@ -46,6 +49,23 @@ impl FleetLink {
             max_payload: m.max_payload,
         };
         let device = setup.device.clone();
+        let inbox = match SealingKey::load_or_create(&ctx.layout) {
+            Ok(key) => Some(SecretInbox::open(
+                InboxIdentity {
+                    fleet: id.fleet.clone(),
+                    device: id.device.clone(),
+                    trusted: id.trusted.clone(),
+                    max_payload: id.max_payload,
+                },
+                key,
+                SecretStore::new(&ctx.layout),
+                ctx.layout.root().join("fleet"),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "no sealing key: secrets sent over MQTT are refused");
+                None
+            }
+        };
         let (fleet, events) = Fleet::open(ctx.layout.root().join("fleet"), id, ctx.parse_options());
         for e in events {
             tracing::warn!(event = %e, "fleet");
@@ -60,6 +80,7 @@ impl FleetLink {
             last_reported: None,
             last_durable: (0, 0),
             last_error: None,
+            inbox,
         })
     }
 
@@ -79,6 +100,17 @@ impl FleetLink {
                 FromSync::Document { scope, payload } => {
                     let (ev, _) = self.fleet.offer(&scope, &payload);
                     events.extend(ev);
+                }
+                FromSync::Secret { payload } => {
+                    let ev = match self.inbox.as_mut() {
+                        Some(inbox) => inbox.offer(&payload),
+                        None => FleetEvent::SecretRejected {
+                            code: "no-key".into(),
+                            reason: "this device has no sealing key (see the agent's log)".into(),
+                        },
+                    };
+                    tracing::info!(event = %ev, "fleet");
+                    events.push(ev);
                 }
                 FromSync::Acked(seq) => {
                     if let Some(o) = outbox.as_deref_mut() {
@@ -136,6 +168,7 @@ impl FleetLink {
             ports,
             durable.1,
             self.last_error.clone(),
+            self.inbox.as_ref().map(SecretInbox::public_key),
         );
         if self.last_reported.as_ref() != Some(&r) {
             self.last_reported = Some(r.clone());

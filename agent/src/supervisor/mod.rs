@@ -95,6 +95,8 @@ pub struct Supervisor {
     waker: mpsc::Sender<Outcome>,
     /// Progress of running pulls, from the executor's workers.
     pull_rx: Receiver<PullProgress>,
+    /// Containers waiting for secrets (each kept as a report).
+    wait_rx: Receiver<crate::report::SecretsWait>,
     /// The last progress of each container still waiting for its image.
     pulls: BTreeMap<(TaskId, String), PullProgress>,
     /// Prunes unused images now and then.
@@ -292,6 +294,7 @@ impl Supervisor {
         };
         let (tx, rx) = mpsc::channel();
         let (pull_tx, pull_rx) = mpsc::channel();
+        let (wait_tx, wait_rx) = mpsc::channel();
         let waker = tx.clone();
         let owner = crate::task::Owner::Agent {
             source: desired_dir.display().to_string(),
@@ -301,8 +304,10 @@ impl Supervisor {
             clock,
             exec: Executor::new(runtime, images, tx, owner)
                 .with_pulls(&ctx.config)
-                .with_pull_progress(pull_tx),
+                .with_pull_progress(pull_tx)
+                .with_secrets_waits(wait_tx),
             rx,
+            wait_rx,
             files,
             dir: DesiredDir::new(desired_dir, ctx.parse_options()),
             desired: persisted.desired,
@@ -433,6 +438,12 @@ impl Supervisor {
             return;
         };
         let mut appended = false;
+        for w in self.wait_rx.try_iter() {
+            match outbox.append(&Report::waiting(w).encode()) {
+                Ok(_) => appended = true,
+                Err(e) => tracing::warn!(error = %e, "secrets wait not kept"),
+            }
+        }
         for p in pulls {
             match outbox.append(&Report::pull(p).encode()) {
                 Ok(_) => appended = true,

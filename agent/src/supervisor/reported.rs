@@ -26,6 +26,7 @@ pub fn build(
     ports: &super::ports::Ports,
     dropped: u64,
     last_error: Option<String>,
+    sealing_key: Option<[u8; 32]>,
 ) -> ReportedState {
     let mut tasks = Vec::new();
     for (id, t) in &snap.observed.tasks {
@@ -90,5 +91,6 @@ pub fn build(
         reports_dropped: dropped,
         last_error,
         last_rejection: fleet.last_rejection.clone(),
+        sealing_key,
     }
 }

@@ -41,6 +41,8 @@ pub enum ToSync {
 pub enum FromSync {
     /// A payload arrived on the desired topic of `scope` (not yet checked).
     Document { scope: Scope, payload: Vec<u8> },
+    /// A payload arrived on this device's secrets topic (not yet checked).
+    Secret { payload: Vec<u8> },
     /// Every outbox record up to this seq was acknowledged by the broker.
     Acked(u64),
     /// The link came up or went down, or the broker refused something: for the log

@@ -250,6 +250,12 @@ impl Link {
             }
             Packet::Publish(p) => {
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                if topic == self.setup.topics.secrets(&self.setup.device) {
+                    self.tell(FromSync::Secret {
+                        payload: p.payload.to_vec(),
+                    });
+                    return;
+                }
                 match self.scope_of(&topic) {
                     Some(scope) => self.tell(FromSync::Document {
                         scope,
@@ -328,6 +334,7 @@ impl Link {
         for g in &self.setup.groups {
             topics.push(self.setup.topics.desired(&Scope::Group(g.clone())));
         }
+        topics.push(self.setup.topics.secrets(&self.setup.device));
         for t in topics {
             if let Err(e) = self.client.try_subscribe(t.clone(), QoS::AtLeastOnce) {
                 tracing::warn!(topic = %t, error = %e, "subscribe not queued");

@@ -38,6 +38,8 @@ pub enum Body {
     Metrics(crate::telemetry::MetricsReport),
     /// Lines of one container (device → operator, `…/logs/<task>/<container>`).
     Logs(crate::telemetry::LogBatch),
+    /// A secret sealed to one device (operator → device, `…/<device>/secrets`).
+    Secret(super::sealed::SignedSecret),
 }
 
 /// Consecutive outbox records; a receiver drops any `seq` it has seen already.

@@ -41,6 +41,10 @@ pub enum FleetEvent {
     },
     /// The broker link changed (`up`: `Some(true)` connected, `Some(false)` lost).
     Link { up: Option<bool>, detail: String },
+    /// A sealed secret was opened and stored (its name and version, never its value).
+    SecretStored { name: String, version: u64 },
+    /// A message on the secrets topic was refused; nothing changed.
+    SecretRejected { code: String, reason: String },
 }
 
 impl fmt::Display for FleetEvent {
@@ -88,6 +92,12 @@ impl fmt::Display for FleetEvent {
                 "{name} is defined by {kept} and {ignored}; {kept}'s runs"
             ),
             FleetEvent::Link { detail, .. } => write!(f, "link: {detail}"),
+            FleetEvent::SecretStored { name, version } => {
+                write!(f, "secret {name:?} version {version} stored")
+            }
+            FleetEvent::SecretRejected { code, reason } => {
+                write!(f, "secret rejected ({code}): {reason}")
+            }
         }
     }
 }

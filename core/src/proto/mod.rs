@@ -9,6 +9,7 @@
 //! skerry/v1/<fleet>/<device>/reported           retained   device → operator  Envelope{Reported}
 //! skerry/v1/<fleet>/<device>/events                        device → operator  Envelope{Reports}
 //! skerry/v1/<fleet>/<device>/status             retained   device (LWT)       Envelope{Status}
+//! skerry/v1/<fleet>/<device>/secrets                       operator → device  Envelope{Secret} (sealed)
 //! skerry/v1/<fleet>/<device>/logs/<task>/<c>, …/metrics    (telemetry)
 //! skerry/v1/<fleet>/groups/<group>/desired      retained   operator → devices Envelope{Deployment}
 //! ```
@@ -26,6 +27,7 @@ pub mod events;
 pub mod json_pack;
 pub mod merge;
 pub mod reported;
+pub mod sealed;
 pub mod topics;
 
 pub use check::{check_document, Accepted, Expect, Refusal};

@@ -17,6 +17,9 @@ pub struct ReportedState {
     pub reports_dropped: u64,
     pub last_error: Option<String>,
     pub last_rejection: Option<Rejection>,
+    /// The device's public X25519 sealing key, for `skerry ctl secret put`. Appended
+    /// last: an older reader leaves the trailing bytes unread.
+    pub sealing_key: Option<[u8; 32]>,
 }
 
 /// One stored document.

@@ -101,6 +101,11 @@ impl Topics {
         self.device(device, "events")
     }
 
+    /// Secrets sealed to `device` (not retained: the persistent session queues them).
+    pub fn secrets(&self, device: &str) -> String {
+        self.device(device, "secrets")
+    }
+
     pub fn status(&self, device: &str) -> String {
         self.device(device, "status")
     }

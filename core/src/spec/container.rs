@@ -10,9 +10,11 @@ use super::ecs::RawContainer;
 use super::error::Problems;
 use super::model::{ContainerDefinition, NamespaceMode, NetworkMode, Volume, DEFAULT_STOP_TIMEOUT};
 use super::names::{check_absolute, check_image, parse_user, validate_name};
+use super::secrets::ContainerSecrets;
 use super::units::MIN_MEMORY_MIB;
 use super::{
-    deps, health, linux, logs, net, security, storage, unsupported, volumes_from, ParseOptions,
+    deps, health, linux, logs, net, secrets, security, storage, unsupported, volumes_from,
+    ParseOptions,
 };
 
 /// The most `stopTimeout` ECS allows, in seconds.
@@ -76,6 +78,7 @@ pub(crate) fn check(
             None => p.push(format!("{at}.environment[{i}].value"), "is required"),
         }
     }
+    let secrets = check_secrets(raw, at, &environment, p);
     if let Some(dir) = &raw.working_directory {
         p.check(format!("{at}.workingDirectory"), check_absolute(dir));
     }
@@ -213,5 +216,51 @@ pub(crate) fn check(
         health_check,
         restart_policy,
         log,
+        secrets,
+    }
+}
+
+/// `secrets` (not clashing with `environment`), `secretOptions` (not clashing with
+/// the driver's `options`) and `repositoryCredentials`.
+fn check_secrets(
+    raw: &RawContainer,
+    at: &str,
+    environment: &BTreeMap<String, String>,
+    p: &mut Problems,
+) -> ContainerSecrets {
+    let env_names = environment.keys().map(String::as_str).collect();
+    let env = secrets::check_named(
+        raw.secrets.as_deref().unwrap_or_default(),
+        &format!("{at}.secrets"),
+        &env_names,
+        "environment",
+        p,
+    );
+    let log_options = raw
+        .log_configuration
+        .as_ref()
+        .map(|l| {
+            let options = l
+                .options
+                .iter()
+                .flat_map(|o| o.keys().map(String::as_str))
+                .collect();
+            secrets::check_named(
+                l.secret_options.as_deref().unwrap_or_default(),
+                &format!("{at}.logConfiguration.secretOptions"),
+                &options,
+                "logConfiguration.options",
+                p,
+            )
+        })
+        .unwrap_or_default();
+    let registry = raw
+        .repository_credentials
+        .as_ref()
+        .and_then(|r| secrets::check_registry(r, &format!("{at}.repositoryCredentials"), p));
+    ContainerSecrets {
+        env,
+        log_options,
+        registry,
     }
 }

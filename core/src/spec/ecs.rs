@@ -133,9 +133,9 @@ pub(crate) struct RawContainer {
     pub version_consistency: Option<String>,
     // Refused when they carry a meaningful value.
     pub environment_files: Option<Value>,
-    pub secrets: Option<Value>,
+    pub secrets: Option<Vec<RawSecret>>,
     pub links: Option<Value>,
-    pub repository_credentials: Option<Value>,
+    pub repository_credentials: Option<RawRepositoryCredentials>,
     pub resource_requirements: Option<Value>,
     pub firelens_configuration: Option<Value>,
     pub disable_networking: Option<Value>,
@@ -143,6 +143,21 @@ pub(crate) struct RawContainer {
     pub pseudo_terminal: Option<Value>,
     pub docker_security_options: Option<Value>,
     pub credential_specs: Option<Value>,
+}
+
+/// One `secrets` or `logConfiguration.secretOptions` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawSecret {
+    pub name: Option<String>,
+    pub value_from: Option<String>,
+}
+
+/// `repositoryCredentials`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawRepositoryCredentials {
+    pub credentials_parameter: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,7 +285,7 @@ pub(crate) struct RawLogConfiguration {
     /// Driver options: checked for `awslogs` and `none`, ignored for `json-file` and
     /// `local` (skerry rotates its own files).
     pub options: Option<std::collections::BTreeMap<String, String>>,
-    pub secret_options: Option<Value>,
+    pub secret_options: Option<Vec<RawSecret>>,
 }
 
 /// Whether a loosely typed field carries a value that would change behaviour:

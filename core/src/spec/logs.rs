@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::ecs::{is_meaningful, RawLogConfiguration};
+use super::ecs::RawLogConfiguration;
 use super::error::Problems;
 use super::journald::Journald;
 
@@ -75,12 +75,6 @@ const AWSLOGS_OPTIONS: [&str; 13] = [
 ];
 
 pub(crate) fn check(raw: &RawLogConfiguration, at: &str, p: &mut Problems) -> LogDriver {
-    if raw.secret_options.as_ref().is_some_and(is_meaningful) {
-        p.push(
-            format!("{at}.secretOptions"),
-            "is not supported: there is no IAM role on the device to read secrets",
-        );
-    }
     let empty = BTreeMap::new();
     let options = raw.options.as_ref().unwrap_or(&empty);
     match raw.log_driver.as_deref() {

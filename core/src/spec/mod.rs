@@ -18,6 +18,9 @@
 //!   the container's output to its own rotated log files (`skerry logs`); CloudWatch
 //!   is never reached from the device. `awslogs` options are checked as ECS documents
 //!   them; `none` discards the output.
+//! - `secrets`, `logConfiguration.secretOptions` and `repositoryCredentials` name
+//!   secrets in the device's local store (see `secrets` for how an ARN maps to a
+//!   local name); the agent resolves them at launch;
 //! - `dockerSecurityOptions` `apparmor=unconfined` and `label=disable` (skerry
 //!   applies neither); `no-new-privileges` and `seccomp=unconfined` are honoured.
 //!
@@ -31,7 +34,7 @@
 //!
 //! Everything that would change behaviour but cannot be honoured is refused,
 //! naming the field: awsvpc networking, Fargate-only definitions, docker volume drivers
-//! other than `local`, EFS/FSx/EBS volumes, secrets and environment files, log drivers other than
+//! other than `local`, EFS/FSx/EBS volumes, environment files, log drivers other than
 //! awslogs/json-file/local/none, FireLens, swap settings, links outside bridge mode, GPUs,
 //! privileged containers unless the agent's `allow_privileged` is set, and more.
 
@@ -50,6 +53,7 @@ mod names;
 mod net;
 mod netmode;
 mod revision;
+mod secrets;
 mod security;
 mod skerry_logs;
 mod storage;
@@ -65,6 +69,9 @@ pub use error::{FieldProblem, SpecError};
 pub use model::*;
 pub use names::validate_name;
 pub use revision::{Revision, SHORT_DIGEST_LEN};
+pub use secrets::{
+    validate_secret_name, ContainerSecrets, NamedSecret, SecretRef, MAX_SECRET_NAME,
+};
 
 /// How strict [`parse_task_definition`] is; set from the agent config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub use super::journald::{journal_key, JournalContext, Journald};
 pub use super::logs::{AwsLogs, LogDriver};
+use super::secrets::ContainerSecrets;
 pub use super::skerry_logs::{line_level, Level, LineFilter, SkerryLogs};
 
 /// Default stop timeout (ECS: 30 s) between SIGTERM and SIGKILL.
@@ -170,6 +171,10 @@ pub struct ContainerDefinition {
     /// `logConfiguration` (absent in records written before it was kept).
     #[serde(default)]
     pub log: LogDriver,
+    /// `secrets`, `logConfiguration.secretOptions`, `repositoryCredentials`: names
+    /// only, never values. Not serialized when empty, keeping older digests.
+    #[serde(default, skip_serializing_if = "ContainerSecrets::is_empty")]
+    pub secrets: ContainerSecrets,
 }
 
 impl ContainerDefinition {
@@ -210,6 +215,7 @@ impl ContainerDefinition {
             health_check: None,
             restart_policy: None,
             log: LogDriver::Files,
+            secrets: ContainerSecrets::default(),
         }
     }
 }

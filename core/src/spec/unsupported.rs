@@ -126,7 +126,7 @@ pub(crate) fn check_container(
 /// Fields that would change behaviour and that skerry cannot honour, with why.
 fn refused_fields(
     raw: &RawContainer,
-) -> [(&'static str, Option<&serde_json::Value>, &'static str); 10] {
+) -> [(&'static str, Option<&serde_json::Value>, &'static str); 8] {
     [
         (
             "environmentFiles",
@@ -134,19 +134,9 @@ fn refused_fields(
             "environment files live in S3, which skerry cannot read; use environment",
         ),
         (
-            "secrets",
-            raw.secrets.as_ref(),
-            "there is no IAM role on the device to read SSM or Secrets Manager",
-        ),
-        (
             "links",
             raw.links.as_ref(),
             "links are bridge-mode only; in host and none mode containers share the task's network",
-        ),
-        (
-            "repositoryCredentials",
-            raw.repository_credentials.as_ref(),
-            "it names a Secrets Manager secret, which skerry cannot read",
         ),
         (
             "resourceRequirements",

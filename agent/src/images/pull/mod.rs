@@ -102,6 +102,9 @@ pub struct PullOptions {
     pub progress: Option<Progress>,
     /// A TLS pull with the clock before this fails at once: "system clock not set".
     pub clock_floor_secs: u64,
+    /// The task's own credentials (`repositoryCredentials`, from a secret): used
+    /// instead of `[registries]` and the Docker config.
+    pub credentials: Option<Credentials>,
 }
 
 impl PullOptions {
@@ -127,6 +130,7 @@ impl PullOptions {
                 cfg.state_dir.join("fleet").join("time-floor"),
             ))
             .floor_secs(),
+            credentials: None,
         }
     }
 
@@ -207,7 +211,10 @@ impl ImageStore {
             read_timeout: opts.read_timeout,
             clock_floor_secs: opts.clock_floor_secs,
         };
-        let creds = credentials_for(&host, configured, opts.docker_config.as_deref())?;
+        let creds = match &opts.credentials {
+            Some(task_creds) => task_creds.clone(),
+            None => credentials_for(&host, configured, opts.docker_config.as_deref())?,
+        };
         let reg = Registry::new(&endpoint, &repository, creds)?;
         let platform = opts
             .platform

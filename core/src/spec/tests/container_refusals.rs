@@ -33,16 +33,6 @@ fn unsupported_features_are_refused_naming_the_field() {
             "S3",
         ),
         (
-            "secrets",
-            json!([{ "name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:eu-west-1:1:parameter/db" }]),
-            "Secrets Manager",
-        ),
-        (
-            "repositoryCredentials",
-            json!({ "credentialsParameter": "arn:aws:secretsmanager:x" }),
-            "Secrets Manager",
-        ),
-        (
             "resourceRequirements",
             json!([{ "type": "GPU", "value": "1" }]),
             "GPU",

@@ -171,11 +171,11 @@ fn other_drivers_are_refused_naming_the_supported_ones() {
         "is required",
     );
     let secret =
-        json!({ "logDriver": "json-file", "secretOptions": [{ "name": "k", "valueFrom": "arn" }] });
+        json!({ "logDriver": "json-file", "secretOptions": [{ "name": "k", "valueFrom": "a/b" }] });
     assert_refused(
         &with_log(secret),
-        &format!("{AT}.secretOptions"),
-        "is not supported",
+        &format!("{AT}.secretOptions[0].valueFrom"),
+        "cannot contain '/'",
     );
 }
 

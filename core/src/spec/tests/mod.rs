@@ -13,6 +13,7 @@ mod linux_refusals;
 mod logs;
 mod network;
 mod realistic;
+mod secrets;
 mod task_refusals;
 mod volumes_from;
 
