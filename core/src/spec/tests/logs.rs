@@ -160,7 +160,7 @@ fn other_drivers_are_refused_naming_the_supported_ones() {
         assert_eq!(err.problems.len(), 1, "{err}");
         assert!(
             err.problems[0].reason.contains(
-                "skerry supports the awslogs, journald, json-file, local and none log drivers"
+                "skerry supports the awslogs, journald, json-file, local, none and skerry log drivers"
             ),
             "{err}"
         );
