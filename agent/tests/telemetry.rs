@@ -307,6 +307,66 @@ fn telemetry_logs_written_while_the_broker_is_down_arrive_in_order() {
 }
 
 #[test]
+fn telemetry_logs_rotated_away_during_an_outage_are_reported_and_the_rest_arrive_in_order() {
+    let mut f = Fleet::start(&[("gw1", &[])]);
+    // Small files and the smallest queue: reading pauses at half the queue while the
+    // link is down, and rotation deletes what was not read.
+    let env = TestEnv::with_config(&format!(
+        "{}[logs]\nmax_file_bytes = 4096\nmax_files = 1\n[telemetry]\nsample_secs = 1\npublish_secs = 1\nbatch_wait_ms = 100\nlog_lines_per_sec = 0\nqueue_max_bytes = 65536\n",
+        f.mqtt_section("gw1", &[], "")
+    ));
+    let _agent = env.agent(&[]);
+    let script = "i=1; while [ $i -le 20000 ]; do echo \"line $i\"; i=$((i+1)); done";
+    env.put_desired("rot.json", &gated_task("rot", script, AWSLOGS));
+    let task = task_id(&env, "rot");
+    let (mut ctl, rx) = follow(&f, &task);
+    assert_eq!(collect_until(&rx, "ready", 60), vec!["ready"]);
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    f.broker.stop();
+    go(&env, &task);
+    let log = env.container_dir(&task, "main").join("logs/container.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("line 20000")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "container did not write its lines"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f.broker.start_again();
+    let (mut ctl, rx) = follow(&f, &task);
+    let got = collect_until(&rx, "line 20000", 120);
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    let numbers: Vec<u32> = got
+        .iter()
+        .filter_map(|t| t.strip_prefix("line ")?.parse().ok())
+        .collect();
+    assert_eq!(numbers.last(), Some(&20000), "the newest lines arrive");
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "in order, no repeats"
+    );
+    assert!(
+        numbers.len() < 20000,
+        "some were rotated away: {}",
+        numbers.len()
+    );
+    // The loss is said, not silent: ctl reports it from the batches' count.
+    let out = f.ctl(&["logs", "--device", "gw1", &task, "main"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("log files rotated away on the device before they were shipped"),
+        "{err}"
+    );
+    env.stop_all_tasks();
+}
+
+#[test]
 fn telemetry_metrics_follow_memory_to_the_oom_kill() {
     let f = Fleet::start(&[("gw1", &[])]);
     let env = device(&f, "");

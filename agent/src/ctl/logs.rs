@@ -32,6 +32,7 @@ struct Seen {
     next: u64,
     cut: u64,
     lost: u64,
+    lost_files: u64,
 }
 
 /// `--since`: an RFC 3339 time (`2026-12-02T01:00:00.000Z`) or an age (`90s`, `10m`, `2h`).
@@ -152,6 +153,14 @@ pub async fn logs(
                 batch.lost - st.lost
             );
             st.lost = batch.lost;
+        }
+        if batch.lost_files > st.lost_files {
+            eprintln!(
+                "({}: {} log files rotated away on the device before they were shipped)",
+                batch.container,
+                batch.lost_files - st.lost_files
+            );
+            st.lost_files = batch.lost_files;
         }
         for (i, l) in lines.iter().enumerate() {
             let n = batch.first_line + i as u64;

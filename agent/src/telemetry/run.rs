@@ -424,6 +424,7 @@ impl State {
                     cut,
                     lost: s.lost,
                     lines: pack(lines),
+                    lost_files: s.cursor.lost_files,
                 };
                 s.pending_first += n;
                 let env = Envelope::new(&setup.device, batch.first_line, Body::Logs(batch));

@@ -87,6 +87,7 @@ mod tests {
             cut: 0,
             lost: 0,
             lines: packed,
+            lost_files: 0,
         };
         assert_eq!(b.lines(1 << 20).unwrap(), lines);
         assert!(b.lines(100).is_err(), "the inflate limit holds");

@@ -106,6 +106,9 @@ pub struct LogBatch {
     pub lost: u64,
     /// The lines, or their deflated postcard when that was smaller.
     pub lines: LogLines,
+    /// Cumulative log files rotated away on the device before they were read (their
+    /// lines were never numbered, so a receiver sees no gap: this says it).
+    pub lost_files: u64,
 }
 
 /// The batch's lines, plain or deflated.
