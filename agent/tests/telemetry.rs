@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -479,6 +479,72 @@ for fam in text_string_to_metric_families(text):
         out.append({"family": fam.name, "type": fam.type, "name": s.name, "labels": s.labels, "value": s.value})
 print(json.dumps(out))
 "#;
+
+#[test]
+fn telemetry_prometheus_on_a_unix_socket_parses_with_prometheus_client() {
+    let env = TestEnv::new();
+    let sock = env.dir.path().join("metrics.sock");
+    std::fs::write(
+        &env.config,
+        format!(
+            "{}\n[telemetry]\nsample_secs = 1\npublish_secs = 1\nprometheus = \"unix:{}\"\n",
+            std::fs::read_to_string(&env.config).expect("config"),
+            sock.display()
+        ),
+    )
+    .expect("config");
+    let _agent = env.agent(&[]);
+    env.put_desired(
+        "uidle.json",
+        &common::sh_task("uidle", "sleep 3600", r#""memory": 32"#),
+    );
+    let task = task_id(&env, "uidle");
+    let page = env.dir.path().join("page.txt");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = std::os::unix::net::UnixStream::connect(&sock)
+            .and_then(|mut s| {
+                s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+                let mut r = String::new();
+                s.read_to_string(&mut r)?;
+                Ok(r)
+            })
+            .unwrap_or_default();
+        if let Some((head, body)) = body.split_once("\r\n\r\n") {
+            if head.starts_with("HTTP/1.") && body.contains(&format!("task=\"{task}\"")) {
+                std::fs::write(&page, body).expect("page");
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metrics on {}",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let parse = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\nfor f in p(open(sys.argv[1]).read()):\n    print(f.name, f.type, len(f.samples))";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", parse])
+        .arg(&page)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("skerry_container_memory_usage_bytes gauge"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skerry_container_cpu_usage_seconds counter"),
+        "{text}"
+    );
+    env.stop_all_tasks();
+}
 
 #[test]
 fn telemetry_prometheus_endpoint_parses_with_prometheus_client() {
