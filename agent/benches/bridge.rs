@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{task_container, TestEnv};
+use common::{proc_kib as field, task_container, TestEnv};
 
 fn want(name: &str) -> bool {
     let args: Vec<String> = std::env::args()
@@ -113,14 +113,6 @@ fn ports() {
     println!("ports: no proxy process per published port (Docker's docker-proxy: one process per port and address family)");
 }
 
-fn field(text: &str, k: &str) -> u64 {
-    text.lines()
-        .find(|l| l.starts_with(k))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn rss() {
     let env = TestEnv::new();
     for i in 0..10 {
@@ -144,17 +136,7 @@ fn rss() {
         field(&smaps, "Private_Dirty:"),
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
-    let needle = format!("monitor\0start\0{}", env.state().display());
-    let (mut n, mut pss, mut dirty) = (0u64, 0u64, 0u64);
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd).contains(&needle) {
-            let r = std::fs::read_to_string(e.path().join("smaps_rollup")).unwrap_or_default();
-            n += 1;
-            pss += field(&r, "Pss:");
-            dirty += field(&r, "Private_Dirty:");
-        }
-    }
+    let (n, pss, dirty) = common::monitors_memory(&env.state());
     println!(
         "rss: {n} container monitors: PSS {pss} KiB in all, private dirty {dirty} KiB in all ({} KiB each)",
         dirty / n.max(1)

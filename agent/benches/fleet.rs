@@ -290,13 +290,7 @@ fn rss() {
     std::thread::sleep(Duration::from_secs(3));
     let pid = agent.pid();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |text: &str, k: &str| -> u64 {
-        text.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let field = common::proc_kib;
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let private_dirty = field(&smaps, "Private_Dirty:");
     let private = field(&smaps, "Private_Clean:") + private_dirty;
@@ -309,17 +303,7 @@ fn rss() {
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     // The per-container monitors (one process each, the same binary).
-    let needle = format!("monitor\0start\0{}", env.state().display());
-    let (mut n, mut pss, mut dirty) = (0u64, 0u64, 0u64);
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd).contains(&needle) {
-            let r = std::fs::read_to_string(e.path().join("smaps_rollup")).unwrap_or_default();
-            n += 1;
-            pss += field(&r, "Pss:");
-            dirty += field(&r, "Private_Dirty:");
-        }
-    }
+    let (n, pss, dirty) = common::monitors_memory(&env.state());
     println!("rss: {n} container monitors: PSS {pss} KiB in all, private dirty {dirty} KiB in all ({} KiB each)", dirty / n.max(1));
     env.stop_all_tasks();
 }

@@ -355,3 +355,29 @@ pub fn task_container<'a>(
 ) -> &'a serde_json::Value {
     &st["tasks"][task]["containers"][container]
 }
+
+/// A `Key:  123 kB` field of a `/proc` status or smaps file, in KiB (0 if absent).
+pub fn proc_kib(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Memory of the container monitors (`skerry monitor start <state>/…`) of this
+/// state directory: (how many, PSS KiB in all, private dirty KiB in all).
+pub fn monitors_memory(state: &Path) -> (u64, u64, u64) {
+    let needle = format!("monitor\0start\0{}", state.display());
+    let (mut n, mut pss, mut dirty) = (0u64, 0u64, 0u64);
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(&needle) {
+            let r = std::fs::read_to_string(e.path().join("smaps_rollup")).unwrap_or_default();
+            n += 1;
+            pss += proc_kib(&r, "Pss:");
+            dirty += proc_kib(&r, "Private_Dirty:");
+        }
+    }
+    (n, pss, dirty)
+}
