@@ -222,7 +222,15 @@ pub fn step_g_oom(report: &mut Report, s: &mut Scenario) {
     });
 }
 
-/// Figures: agent and monitor RSS on the board; a short container on board and host.
+/// One idle task of the ten the figures step adds.
+fn idle_task(i: usize) -> String {
+    format!(
+        r#"{{"family": "rss{i}", "networkMode": "host", "containerDefinitions": [{{"name": "idle", "image": "busybox:latest", "memory": 8, "stopTimeout": 1, "command": ["sleep", "3600"]}}]}}"#
+    )
+}
+
+/// Figures: agent and monitor RSS on the board (also with ten more tasks); a short
+/// container on board and host.
 pub fn step_figures(report: &mut Report, s: &mut Scenario) {
     report.step("figures (RSS, container run board vs host)", |r| {
         outcome((|| {
@@ -238,6 +246,30 @@ pub fn step_figures(report: &mut Report, s: &mut Scenario) {
             )?;
             r.figure("agent VmRSS on the board", format!("{} kB", guest::rss_kb(shell, &agent)?));
             r.figure("beat monitor VmRSS on the board", format!("{} kB", guest::rss_kb(shell, &monitor)?));
+            // With ten more tasks, side-loaded beside the fleet's (the x86_64 fleet
+            // bench's 10-task case, here on the target architecture).
+            for i in 0..10 {
+                shell.write_file(&format!("{DESIRED}/rss{i}.json"), &idle_task(i))?;
+            }
+            let idle = |shell: &mut skerry_hil::Shell| -> Result<usize> {
+                Ok(guest::ps(shell, None)?
+                    .iter()
+                    .filter(|r| r.container == "idle" && r.state == "running")
+                    .count())
+            };
+            wait_until("ten more tasks running", SLOW, POLL, || {
+                Ok((idle(shell)? == 10).then_some(()))
+            })?;
+            r.figure(
+                "agent VmRSS on the board, connected over mTLS, with 10 more tasks",
+                format!("{} kB", guest::rss_kb(shell, &agent)?),
+            );
+            for i in 0..10 {
+                shell.ok(&format!("rm -f {DESIRED}/rss{i}.json"), CMD)?;
+            }
+            wait_until("the ten tasks gone", SLOW, POLL, || {
+                Ok((idle(shell)? == 0).then_some(()))
+            })?;
             let board = crate::bench::board(s)?;
             r.figure("skerry run of busybox true on the board (create→start→exit→delete, median of 5)", secs(board));
             match crate::bench::host(&s.files.work_dir) {
