@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use skerry_core::reconcile::{
-    ContainerState as Rec, ExitReason as CoreExit, Observation, Reconciler, TaskId,
+    ContainerState as Rec, ExitReason as CoreExit, Observation, OpKind, Reconciler, TaskId,
 };
 
 use super::executor::{Executor, Outcome};
@@ -80,6 +80,27 @@ pub fn take_outcome(
 ) {
     exec.finished(&o.key);
     let Some(obs) = o.obs else { return };
+    // A stop worker's answer counts only while that container still waits for a stop:
+    // when the exit watch saw the exit first, the task may have been deleted and a new
+    // run of the same task id launched before the worker returns, and its "not
+    // started" answer would end the new run (seen: a rolled-back task exiting "0").
+    if o.key.2 == "stop" {
+        if let Observation::Exited {
+            task, container, ..
+        } = &obs
+        {
+            let waiting = rec
+                .observed()
+                .tasks
+                .get(task)
+                .and_then(|t| t.container(container))
+                .is_some_and(|(_, c)| c.op.is_some_and(|op| op.kind == OpKind::Stop));
+            if !waiting {
+                tracing::debug!(?obs, "stale stop answer dropped");
+                return;
+            }
+        }
+    }
     if let (
         Observation::Exited {
             task, container, ..
