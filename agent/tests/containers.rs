@@ -108,19 +108,18 @@ fn container_image_defaults_apply_and_task_definition_overrides_them() {
     assert_eq!(lines_of(&out, "main"), vec!["ep-only"]);
 }
 
-fn memory_cgroup_file(task: &str, file_v1: &str, file_v2: &str) -> std::path::PathBuf {
-    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/skerry")
-        .join(task)
-        .join("main")
-        .join(file_v1);
-    if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
-        v1
+fn memory_cgroup_file(
+    env: &TestEnv,
+    task: &str,
+    file_v1: &str,
+    file_v2: &str,
+) -> std::path::PathBuf {
+    let file = if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        file_v1
     } else {
-        std::path::Path::new("/sys/fs/cgroup/skerry")
-            .join(task)
-            .join("main")
-            .join(file_v2)
-    }
+        file_v2
+    };
+    env.memory_cgroup(task, Some("main")).join(file)
 }
 
 #[test]
@@ -133,6 +132,7 @@ fn container_memory_limit_in_cgroup_and_oom_reported() {
     );
     env.wait_running("oom", "main");
     let limit = std::fs::read_to_string(memory_cgroup_file(
+        &env,
         "oom",
         "memory.limit_in_bytes",
         "memory.max",
@@ -153,11 +153,11 @@ fn container_task_level_memory_caps_the_whole_task() {
         "memoryReservation": 8, "command": ["sh", "-c", "sleep 1; tail /dev/zero"]}]}"#;
     let mut child = env.spawn("taskmem", json, true);
     env.wait_running("taskmem", "main");
-    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/skerry/taskmem/memory.limit_in_bytes");
-    let file = if v1.exists() {
-        v1.to_path_buf()
+    let dir = env.memory_cgroup("taskmem", None);
+    let file = if dir.join("memory.limit_in_bytes").exists() {
+        dir.join("memory.limit_in_bytes")
     } else {
-        std::path::PathBuf::from("/sys/fs/cgroup/skerry/taskmem/memory.max")
+        dir.join("memory.max")
     };
     assert_eq!(
         std::fs::read_to_string(file)
@@ -380,11 +380,12 @@ fn leftovers(env: &TestEnv, task: &str) -> Vec<String> {
                 .filter(|s| s.contains(task)),
         );
     }
+    let parent = skerry::store::StateLayout::new(env.state()).cgroup_parent();
     for hier in std::fs::read_dir("/sys/fs/cgroup")
         .expect("cgroup root")
         .flatten()
     {
-        let p = hier.path().join("skerry").join(task);
+        let p = hier.path().join(&parent).join(task);
         if p.exists() {
             found.push(format!("cgroup {}", p.display()));
         }
@@ -421,6 +422,40 @@ fn container_stop_and_delete_leave_nothing_behind() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     child.wait().expect("wait run");
     assert_eq!(leftovers(&env, "clean"), Vec::<String>::new());
+}
+
+/// Two agents (state directories) on one host run a task of the same name: each has
+/// its own cgroups, so one stopping and cleaning up leaves the other's untouched (they
+/// once shared `/skerry/<task>`, and a removal raced the other's create).
+#[test]
+fn container_two_state_dirs_on_one_host_keep_their_cgroups_apart() {
+    let (a, b) = (TestEnv::new(), TestEnv::new());
+    let script = "while true; do sleep 0.1; done";
+    let json = sh_task("twin", script, r#""memory": 24, "stopTimeout": 1"#);
+    let mut run_a = a.spawn("twin", &json, false);
+    let mut run_b = b.spawn("twin", &json, false);
+    a.wait_running("twin", "main");
+    let pid_b = b.wait_running("twin", "main");
+    let (cg_a, cg_b) = (a.memory_cgroup("twin", None), b.memory_cgroup("twin", None));
+    assert_ne!(cg_a, cg_b);
+    assert!(cg_a.is_dir() && cg_b.is_dir(), "{cg_a:?} {cg_b:?}");
+
+    let out = a.skerry(&["stop", "twin"]).output().expect("stop");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    run_a.wait().expect("wait run a");
+    assert_eq!(leftovers(&a, "twin"), Vec::<String>::new());
+    assert!(cg_b.is_dir(), "b's cgroup went with a's stop");
+    kill(Pid::from_raw(pid_b), None).expect("b's container still runs");
+    let procs = std::fs::read_to_string(cg_b.join("main/cgroup.procs")).expect("b's procs");
+    assert!(
+        procs.lines().any(|l| l.trim() == pid_b.to_string()),
+        "{procs}"
+    );
+
+    let out = b.skerry(&["stop", "twin"]).output().expect("stop");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    run_b.wait().expect("wait run b");
+    assert_eq!(leftovers(&b, "twin"), Vec::<String>::new());
 }
 
 #[test]

@@ -27,8 +27,6 @@ use crate::store::StateLayout;
 
 /// Where host-wide claims and namespace files live.
 const RUN_DIR: &str = "/run/skerry";
-/// The state directory whose agent owns the plain names.
-const DEFAULT_STATE_DIR: &str = "/var/lib/skerry";
 
 /// The agent's bridge networking.
 #[derive(Debug, Clone)]
@@ -52,12 +50,7 @@ struct Inner {
 impl BridgeNet {
     pub fn new(layout: StateLayout, bridge_name: &str, subnet: Subnet) -> Self {
         let run = PathBuf::from(RUN_DIR);
-        let suffix = if layout.root() == Path::new(DEFAULT_STATE_DIR) {
-            String::new()
-        } else {
-            // "vskXXXXXXXX" → "-XXXXXXXX": the state directory's hash.
-            format!("-{}", &veth_name(layout.root(), "", "")[3..])
-        };
+        let suffix = layout.host_suffix();
         Self {
             inner: Arc::new(Inner {
                 bridge: Bridge {

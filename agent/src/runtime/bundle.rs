@@ -49,11 +49,16 @@ pub struct BundleInputs<'a> {
     pub devices: Vec<HostDevice>,
     /// The container's bind-mounted network namespace (bridge mode).
     pub netns: Option<PathBuf>,
+    /// The container's cgroup ([`cgroup_path`]).
+    pub cgroup_path: String,
 }
 
-/// The cgroup path of a container (absolute, under skerry's own subtree).
-pub fn cgroup_path(task_id: &str, container: &str) -> String {
-    format!("/skerry/{task_id}/{container}")
+/// The cgroup path of a container (absolute, under the agent's cgroup parent,
+/// [`StateLayout::cgroup_parent`]).
+///
+/// [`StateLayout::cgroup_parent`]: crate::store::StateLayout::cgroup_parent
+pub fn cgroup_path(parent: &str, task_id: &str, container: &str) -> String {
+    format!("/{parent}/{task_id}/{container}")
 }
 
 /// The process arguments, Docker's way: an entryPoint in the task definition replaces
@@ -229,7 +234,7 @@ fn linux_section(inp: &BundleInputs<'_>) -> Result<Value, RuntimeError> {
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "cgroupsPath": cgroup_path(inp.task_id, &c.name),
+        "cgroupsPath": inp.cgroup_path,
         "sysctl": c.system_controls,
     });
     if !inp.devices.is_empty() {

@@ -33,15 +33,18 @@ pub fn oom_kill_count(cgroup_path: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Every directory of `/skerry/<task_id>` (or deeper) across all mounted hierarchies.
-pub fn task_cgroup_dirs(task_id: &str) -> Vec<PathBuf> {
+/// Every directory of `/<parent>/<task_id>` across all mounted hierarchies (`parent`
+/// is the agent's cgroup parent, [`StateLayout::cgroup_parent`]).
+///
+/// [`StateLayout::cgroup_parent`]: crate::store::StateLayout::cgroup_parent
+pub fn task_cgroup_dirs(parent: &str, task_id: &str) -> Vec<PathBuf> {
     let mut roots = vec![PathBuf::from(CGROUP_ROOT)];
     if let Ok(entries) = fs::read_dir(CGROUP_ROOT) {
         roots.extend(entries.flatten().map(|e| e.path()));
     }
     roots
         .into_iter()
-        .map(|r| r.join("skerry").join(task_id))
+        .map(|r| r.join(parent).join(task_id))
         .filter(|p| p.is_dir())
         .collect()
 }
@@ -50,11 +53,11 @@ pub fn task_cgroup_dirs(task_id: &str) -> Vec<PathBuf> {
 /// processes cannot be removed, and that is reported). The kernel may need a moment
 /// after the last process exits before a cgroup can go (EBUSY/ENOTEMPTY): retried
 /// for up to about a second.
-pub fn remove_task_cgroups(task_id: &str) -> Result<(), String> {
+pub fn remove_task_cgroups(parent: &str, task_id: &str) -> Result<(), String> {
     let mut failures = Vec::new();
     for attempt in 0..50 {
         failures.clear();
-        for dir in task_cgroup_dirs(task_id) {
+        for dir in task_cgroup_dirs(parent, task_id) {
             remove_tree(&dir, &mut failures);
         }
         if failures.is_empty() {
@@ -83,9 +86,10 @@ fn remove_tree(dir: &Path, failures: &mut Vec<String>) {
 }
 
 /// Applies the task-level `memory` (hard MiB) and `cpu` (units) of a task definition to
-/// the task's parent cgroup `/skerry/<task_id>`, which holds every container's cgroup:
+/// the task's parent cgroup `/<parent>/<task_id>`, which holds every container's cgroup:
 /// the kernel then caps the task as a whole, as ECS does. Idempotent.
 pub fn apply_task_limits(
+    parent: &str,
     task_id: &str,
     memory_mib: Option<u64>,
     cpu_units: Option<u32>,
@@ -110,13 +114,13 @@ pub fn apply_task_limits(
                 controllers.push("+cpu");
             }
             for c in &controllers {
-                // Enable the controllers down to the task's cgroup (root → skerry → task).
-                for dir in [root.to_path_buf(), root.join("skerry")] {
+                // Enable the controllers down to the task's cgroup (root → parent → task).
+                for dir in [root.to_path_buf(), root.join(parent)] {
                     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                     write(dir.join("cgroup.subtree_control"), (*c).to_string())?;
                 }
             }
-            let task = root.join("skerry").join(task_id);
+            let task = root.join(parent).join(task_id);
             fs::create_dir_all(&task).map_err(|e| format!("{}: {e}", task.display()))?;
             for c in &controllers {
                 write(task.join("cgroup.subtree_control"), (*c).to_string())?;
@@ -131,7 +135,8 @@ pub fn apply_task_limits(
         _ => {
             if let Some(m) = memory_mib {
                 write(
-                    root.join("memory/skerry")
+                    root.join("memory")
+                        .join(parent)
                         .join(task_id)
                         .join("memory.limit_in_bytes"),
                     (m << 20).to_string(),
@@ -139,7 +144,10 @@ pub fn apply_task_limits(
             }
             if let Some(cpu) = cpu_units {
                 write(
-                    root.join("cpu/skerry").join(task_id).join("cpu.shares"),
+                    root.join("cpu")
+                        .join(parent)
+                        .join(task_id)
+                        .join("cpu.shares"),
                     cpu.max(2).to_string(),
                 )?;
             }

@@ -124,9 +124,10 @@ impl Runtime {
             remove_if_exists(&dir.join(f))?;
         }
         fs::create_dir_all(dir.join("bundle")).map_err(|e| RuntimeError::io(&dir, e))?;
-        apply_task_limits(task_id, task.memory_mib, task.cpu_units).map_err(|e| {
-            RuntimeError::State(task_id.to_string(), format!("task-level cpu/memory: {e}"))
-        })?;
+        let cgroup_parent = self.cfg.layout.cgroup_parent();
+        apply_task_limits(&cgroup_parent, task_id, task.memory_mib, task.cpu_units).map_err(
+            |e| RuntimeError::State(task_id.to_string(), format!("task-level cpu/memory: {e}")),
+        )?;
         let image = images.resolve(&c.image)?;
         let rootfs = images.prepare_rootfs(&image, &id, &dir)?;
         let user = resolve_user(&rootfs, c.user.as_ref(), image.defaults.user.as_deref())?;
@@ -184,6 +185,7 @@ impl Runtime {
             task_ipc_ns: shared.ipc.clone(),
             devices: devices.clone(),
             netns: own.map(|o| o.netns.clone()),
+            cgroup_path: cgroup_path(&cgroup_parent, task_id, &c.name),
         })?;
         record::save(&dir.join("bundle/config.json"), &spec)?;
         let journal_fields = match &c.log {
@@ -206,7 +208,7 @@ impl Runtime {
             log_max_bytes: self.cfg.log_max_bytes,
             log_max_files: self.cfg.log_max_files,
             stop_timeout_ms: c.stop_timeout.as_millis() as u64,
-            cgroup_path: cgroup_path(task_id, &c.name),
+            cgroup_path: cgroup_path(&cgroup_parent, task_id, &c.name),
             seccomp: if self.cfg.seccomp && !c.privileged && !c.security.seccomp_unconfined {
                 SeccompMode::DockerDefault {
                     capabilities: effective_capabilities(
@@ -381,7 +383,7 @@ impl Runtime {
             .bridge
             .release_task(task_id)
             .map_err(|e| RuntimeError::Net(task_id.to_string(), e.to_string()))?;
-        remove_task_cgroups(task_id).map_err(|e| {
+        remove_task_cgroups(&self.cfg.layout.cgroup_parent(), task_id).map_err(|e| {
             RuntimeError::State(task_id.to_string(), format!("cgroups left behind: {e}"))
         })?;
         let dir = self.cfg.layout.task(task_id);

@@ -6,9 +6,10 @@
 //!   were prepared but never started while the record says pending;
 //! - libcontainer state directories whose task directory is gone, or whose container
 //!   is not running (older than a minute: a start may be under way);
-//! - empty cgroups `/sys/fs/cgroup/*/skerry/<task>` of tasks with no directory here,
-//!   untouched for five minutes (one agent per host owns that tree; tasks of
-//!   `skerry run` hold processes, or are younger, and are left alone).
+//! - empty cgroups `/sys/fs/cgroup/*/<cgroup parent>/<task>` of tasks with no
+//!   directory here, untouched for five minutes (each state directory has its own
+//!   parent, `StateLayout::cgroup_parent`; tasks of `skerry run` hold processes, or
+//!   are younger, and are left alone).
 //!
 //! - bridge networking of tasks with no record: namespace files, veths, address
 //!   and port claims; skerry's nf_tables table is rebuilt from the records.
@@ -102,13 +103,14 @@ fn stale_libcontainer_dirs(rt: &Runtime) -> usize {
 }
 
 fn orphan_cgroups(rt: &Runtime) -> usize {
+    let parent = rt.layout().cgroup_parent();
     let mut tasks = std::collections::BTreeSet::new();
     for root in fs::read_dir("/sys/fs/cgroup")
         .into_iter()
         .flatten()
         .flatten()
     {
-        let base = root.path().join("skerry");
+        let base = root.path().join(&parent);
         for e in fs::read_dir(&base).into_iter().flatten().flatten() {
             if !e.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
@@ -121,9 +123,9 @@ fn orphan_cgroups(rt: &Runtime) -> usize {
         if rt.layout().task(&task).exists() {
             continue;
         }
-        let dirs = task_cgroup_dirs(&task);
+        let dirs = task_cgroup_dirs(&parent, &task);
         if dirs.iter().all(|d| older_than(d, Duration::from_secs(300)))
-            && remove_task_cgroups(&task).is_ok()
+            && remove_task_cgroups(&parent, &task).is_ok()
         {
             tracing::warn!(task = %task, "orphaned cgroups removed");
             removed += 1;

@@ -91,9 +91,10 @@ pub fn containers(layout: &StateLayout) -> Vec<Watched> {
                 health: text("health"),
                 exit_reason: text("exit_reason"),
                 restarts: c.get("restart_count").and_then(Value::as_u64).unwrap_or(0) as u32,
-                cgroup_path: plan
-                    .as_ref()
-                    .map_or_else(|| cgroup_path(task, name), |p| p.cgroup_path.clone()),
+                cgroup_path: plan.as_ref().map_or_else(
+                    || cgroup_path(&layout.cgroup_parent(), task, name),
+                    |p| p.cgroup_path.clone(),
+                ),
                 log_dir: plan.map_or_else(|| dir.join("logs"), |p| p.log_dir),
                 ship,
                 driver,

@@ -102,6 +102,20 @@ impl TestEnv {
         self.dir.path().join("state")
     }
 
+    /// The directory of a task's (or a container's, with `container`) cgroup in the
+    /// memory hierarchy: v1's `memory/` where it is mounted, else the unified one.
+    pub fn memory_cgroup(&self, task: &str, container: Option<&str>) -> PathBuf {
+        let parent = skerry::store::StateLayout::new(self.state()).cgroup_parent();
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        let root = if v1.is_dir() {
+            v1
+        } else {
+            Path::new("/sys/fs/cgroup")
+        };
+        let task_dir = root.join(parent).join(task);
+        container.map_or_else(|| task_dir.clone(), |c| task_dir.join(c))
+    }
+
     /// `skerry` with this environment's config.
     pub fn skerry(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skerry"));
