@@ -159,6 +159,53 @@ fn telemetry_logs_reach_the_operator_in_order() {
     env.stop_all_tasks();
 }
 
+/// awslogs' `awslogs-datetime-format`: a line that starts with a timestamp starts an
+/// event, the lines under it (a stack trace) continue it, as CloudWatch would group
+/// them; `ctl logs` marks them.
+#[test]
+fn telemetry_awslogs_datetime_format_groups_a_stack_trace_into_one_event() {
+    let f = Fleet::start(&[("gw1", &[])]);
+    let env = device(&f, "log_lines_per_sec = 0");
+    let _agent = env.agent(&[]);
+    let options = r#""logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/edge", "awslogs-region": "eu-west-1", "awslogs-stream-prefix": "ecs", "awslogs-datetime-format": "%Y-%m-%d %H:%M:%S"}}"#;
+    let script = "echo '2026-12-02 10:00:00 INFO start'; echo '2026-12-02 10:00:01 ERROR boom'; \
+        echo '  at a.b(C.java:1)'; echo '  at d.e(F.java:2)'; echo '2026-12-02 10:00:02 INFO done'";
+    env.put_desired("traces.json", &gated_task("traces", script, options));
+    let task = task_id(&env, "traces");
+    let (mut ctl, rx) = follow(&f, &task);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while Instant::now() < deadline
+        && !got
+            .iter()
+            .any(|(t, _): &(String, bool)| t.ends_with("INFO done"))
+    {
+        if let Ok(v) = rx.recv_timeout(Duration::from_millis(200)) {
+            let text = v["text"].as_str().unwrap_or("").to_string();
+            if text == "ready" {
+                go(&env, &task);
+            }
+            got.push((text, v["continues"].as_bool().unwrap_or(false)));
+        }
+    }
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    let marks: Vec<(&str, bool)> = got.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+    assert_eq!(
+        marks,
+        vec![
+            ("ready", false),
+            ("2026-12-02 10:00:00 INFO start", false),
+            ("2026-12-02 10:00:01 ERROR boom", false),
+            ("  at a.b(C.java:1)", true),
+            ("  at d.e(F.java:2)", true),
+            ("2026-12-02 10:00:02 INFO done", false),
+        ],
+        "events: ready | start | boom + 2 trace lines | done"
+    );
+    env.stop_all_tasks();
+}
+
 #[test]
 fn telemetry_skerry_driver_ships_with_its_own_filters_budget_and_batch_size() {
     let f = Fleet::start(&[("gw1", &[])]);

@@ -24,6 +24,10 @@ struct LineView<'a> {
     time: &'a str,
     stream: &'a str,
     text: &'a str,
+    /// The line continues the event of the line before it (awslogs' multiline
+    /// grouping); left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    continues: bool,
 }
 
 #[derive(Default)]
@@ -177,10 +181,13 @@ pub async fn logs(
                 time: &l.time,
                 stream: &l.stream,
                 text: &l.text,
+                continues: batch.continues(i),
             };
             match output {
                 Output::Json if follow => println!("{}", serde_json::to_string(&view)?),
                 Output::Json => list.push(serde_json::to_value(&view)?),
+                // A line that continues an event is indented under its first line.
+                Output::Table if view.continues => println!("    {}", l.text),
                 Output::Table if container.is_none() => {
                     println!("{} {} {} {}", batch.container, l.time, l.stream, l.text)
                 }

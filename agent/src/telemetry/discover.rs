@@ -31,6 +31,8 @@ pub struct Watched {
     pub ship: Option<(String, String)>,
     /// The `skerry` driver's own budget and filters, when it has them.
     pub driver: Option<SkerryLogs>,
+    /// awslogs' event grouping: the start pattern and the flush interval (s).
+    pub multiline: Option<(String, u64)>,
 }
 
 /// The containers of the supervisor's last `status.json`.
@@ -80,6 +82,16 @@ pub fn containers(layout: &StateLayout) -> Vec<Watched> {
                 }
                 _ => None,
             };
+            let multiline = match &driver {
+                Some(LogDriver::Awslogs(a)) => a.event_start.clone().map(|p| {
+                    (
+                        p,
+                        a.flush_secs
+                            .unwrap_or(skerry_core::telemetry::multiline::DEFAULT_FLUSH_SECS),
+                    )
+                }),
+                _ => None,
+            };
             let driver = match driver {
                 Some(LogDriver::Skerry(s)) => Some(s),
                 _ => None,
@@ -98,6 +110,7 @@ pub fn containers(layout: &StateLayout) -> Vec<Watched> {
                 log_dir: plan.map_or_else(|| dir.join("logs"), |p| p.log_dir),
                 ship,
                 driver,
+                multiline,
             });
         }
     }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use skerry_core::proto::{Body, Envelope};
 use skerry_core::spec::LineFilter;
 use skerry_core::telemetry::aggregate::{Aggregate, Sample};
-use skerry_core::telemetry::batch::{pack, BatchRule};
+use skerry_core::telemetry::batch::{pack_grouped, BatchRule};
+use skerry_core::telemetry::multiline::EventGrouper;
 use skerry_core::telemetry::rate::{parse_stamp_ms, LineBudget};
 use skerry_core::telemetry::{ContainerMetrics, LogBatch, LogLine, MetricsReport};
 
@@ -59,7 +60,11 @@ struct Shipper {
     /// agent's batch size.
     filter: Option<LineFilter>,
     max_lines: Option<usize>,
+    /// awslogs' multiline grouping, when the container asks for it.
+    grouper: Option<EventGrouper>,
     pending: Vec<LogLine>,
+    /// Per pending line: whether it continues the event of the line before it.
+    pending_continues: Vec<bool>,
     pending_first: u64,
     oldest_ms: u64,
     lost: u64,
@@ -205,7 +210,7 @@ impl State {
         let shipping = self.link.is_some();
         for w in found {
             let key = (w.task.clone(), w.container.clone());
-            let entry = self.watches.entry(key).or_default();
+            let entry = self.watches.entry(key.clone()).or_default();
             if entry.ship.is_none() && shipping {
                 if let Some((group, stream)) = &w.ship {
                     let cursor_path = w.log_dir.join(CURSOR_FILE);
@@ -225,6 +230,14 @@ impl State {
                         }),
                         filter: own.map(LineFilter::new),
                         max_lines: own.and_then(|d| d.batch_lines),
+                        grouper: w.multiline.as_ref().and_then(|(pattern, flush)| {
+                            EventGrouper::from_pattern(pattern, *flush)
+                                .map_err(|e| {
+                                    tracing::warn!(task = %key.0, container = %key.1, error = %e,
+                                        "telemetry: multiline pattern not usable, lines shipped ungrouped");
+                                })
+                                .ok()
+                        }),
                         cursor_path,
                         cursor,
                         lost_files_seen: cursor.lost_files,
@@ -389,6 +402,8 @@ impl State {
                     if s.pending.is_empty() {
                         s.oldest_ms = now;
                     }
+                    let continues = s.grouper.as_mut().is_some_and(|g| g.continues(at, text));
+                    s.pending_continues.push(continues);
                     s.pending.push(LogLine {
                         time: time.to_string(),
                         stream: stream.to_string(),
@@ -409,9 +424,18 @@ impl State {
             // earlier line is not known); a restart before it is acknowledged sends
             // the earlier ones again, and receivers drop repeats by line number.
             let mut rest = std::mem::take(&mut s.pending);
+            let mut rest_continues = std::mem::take(&mut s.pending_continues);
             while !rest.is_empty() {
-                let tail = rest.split_off(rule.max_lines.min(rest.len()));
+                let cap = rule.max_lines.min(rest.len());
+                let tail = rest.split_off(cap);
                 let lines = std::mem::replace(&mut rest, tail);
+                let tail = rest_continues.split_off(cap.min(rest_continues.len()));
+                let continued = std::mem::replace(&mut rest_continues, tail)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c)
+                    .map(|(i, _)| i as u32)
+                    .collect();
                 let n = lines.len() as u64;
                 // Admitted lines are numbered densely; cut ones are counted instead.
                 let batch = LogBatch {
@@ -423,7 +447,7 @@ impl State {
                     first_line: s.pending_first,
                     cut,
                     lost: s.lost,
-                    lines: pack(lines),
+                    lines: pack_grouped(lines, continued),
                     lost_files: s.cursor.lost_files,
                 };
                 s.pending_first += n;

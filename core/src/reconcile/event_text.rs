@@ -95,6 +95,8 @@ mod tests {
             group: "/ecs/web".into(),
             region: "eu-west-1".into(),
             stream_prefix: Some("ecs".into()),
+            event_start: None,
+            flush_secs: None,
         });
         let plain = generate_test_container("sidecar");
         let mut desired = Desired::default();

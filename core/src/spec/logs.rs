@@ -44,6 +44,15 @@ pub struct AwsLogs {
     pub region: String,
     /// `awslogs-stream-prefix`, if given.
     pub stream_prefix: Option<String>,
+    /// The regular expression a line that starts an event matches: the
+    /// `awslogs-multiline-pattern`, or the one `awslogs-datetime-format` stands for
+    /// ([`crate::telemetry::multiline`]). Shipped lines are grouped into events by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_start: Option<String>,
+    /// `awslogs-force-flush-interval-seconds` when given: an open event older than
+    /// this is closed (default 5 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_secs: Option<u64>,
 }
 
 impl AwsLogs {
@@ -57,7 +66,9 @@ impl AwsLogs {
 }
 
 /// The options of Docker's awslogs driver. The first eight are those ECS documents;
-/// all are checked for their form, none changes what happens on the device.
+/// all are checked for their form. The group, stream prefix, multiline pattern (or
+/// datetime format) and flush interval shape what is shipped to the fleet; the others
+/// would shape how CloudWatch is reached, which the device never does.
 const AWSLOGS_OPTIONS: [&str; 13] = [
     "awslogs-group",
     "awslogs-region",
@@ -184,6 +195,33 @@ fn awslogs(options: &BTreeMap<String, String>, at: &str, p: &mut Problems) -> Lo
             "cannot be set together with awslogs-datetime-format",
         );
     }
+    // Docker's driver takes the datetime format first, then the pattern.
+    let event_start = match (
+        get("awslogs-datetime-format"),
+        get("awslogs-multiline-pattern"),
+    ) {
+        (Some(f), _) => Some((
+            "awslogs-datetime-format",
+            crate::telemetry::multiline::datetime_pattern(f),
+        )),
+        (None, Some(pattern)) => Some(("awslogs-multiline-pattern", pattern.to_string())),
+        (None, None) => None,
+    }
+    .and_then(|(name, pattern)| {
+        match regex::RegexBuilder::new(&pattern)
+            .size_limit(super::REGEX_SIZE_LIMIT)
+            .build()
+        {
+            Ok(_) => Some(pattern),
+            Err(e) => {
+                p.push(
+                    format!("{at}.{name}"),
+                    format!("is not a valid regular expression ({pattern:?}): {e}"),
+                );
+                None
+            }
+        }
+    });
     for name in [
         "awslogs-force-flush-interval-seconds",
         "awslogs-max-buffered-events",
@@ -195,10 +233,13 @@ fn awslogs(options: &BTreeMap<String, String>, at: &str, p: &mut Problems) -> Lo
             );
         }
     }
+    let flush_secs = get("awslogs-force-flush-interval-seconds").and_then(|v| v.parse().ok());
     LogDriver::Awslogs(AwsLogs {
         group,
         region,
         stream_prefix,
+        event_start,
+        flush_secs,
     })
 }
 

@@ -29,6 +29,18 @@ pub fn text_bytes(lines: &[LogLine]) -> usize {
     lines.iter().map(|l| l.text.len() + l.time.len() + 8).sum()
 }
 
+/// [`pack`]ed lines with the indices of those that continue the line before them
+/// (none: plain [`pack`]).
+pub fn pack_grouped(lines: Vec<LogLine>, continued: Vec<u32>) -> LogLines {
+    if continued.is_empty() {
+        return pack(lines);
+    }
+    LogLines::Grouped {
+        continued,
+        lines: Box::new(pack(lines)),
+    }
+}
+
 /// The lines plain, or deflated when that is at most three quarters of the size.
 pub fn pack(lines: Vec<LogLine>) -> LogLines {
     let raw = postcard::to_allocvec(&lines).unwrap_or_default();
@@ -92,5 +104,31 @@ mod tests {
         assert_eq!(b.lines(1 << 20).unwrap(), lines);
         assert!(b.lines(100).is_err(), "the inflate limit holds");
         assert!(matches!(pack(vec![line(1)]), LogLines::Plain(_)));
+    }
+
+    #[test]
+    fn batch_grouped_lines_round_trip_with_their_continuations() {
+        let lines: Vec<_> = (0..100).map(line).collect();
+        let mut b = LogBatch {
+            task: "t".into(),
+            container: "c".into(),
+            stream: String::new(),
+            group: String::new(),
+            epoch: 1,
+            first_line: 1,
+            cut: 0,
+            lost: 0,
+            lines: pack_grouped(lines.clone(), vec![0, 5, 6]),
+            lost_files: 0,
+        };
+        let wire = postcard::to_allocvec(&b).unwrap();
+        b = postcard::from_bytes(&wire).unwrap();
+        assert_eq!(b.lines(1 << 20).unwrap(), lines);
+        let marked: Vec<usize> = (0..100).filter(|&i| b.continues(i)).collect();
+        assert_eq!(marked, [0, 5, 6]);
+        assert!(matches!(
+            pack_grouped(lines, Vec::new()),
+            LogLines::Deflated(_)
+        ));
     }
 }

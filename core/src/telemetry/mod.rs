@@ -11,6 +11,7 @@
 
 pub mod aggregate;
 pub mod batch;
+pub mod multiline;
 pub mod rate;
 
 use serde::{Deserialize, Serialize};
@@ -117,6 +118,14 @@ pub enum LogLines {
     Plain(Vec<LogLine>),
     /// `postcard(Vec<LogLine>)` compressed with raw deflate.
     Deflated(Vec<u8>),
+    /// Lines grouped into events ([`multiline`]): the indices of the lines that
+    /// continue the line before them (index 0: the last batch's last event goes on).
+    /// Only containers with a multiline pattern send it, so an older reader fails on
+    /// those batches alone.
+    Grouped {
+        continued: Vec<u32>,
+        lines: Box<LogLines>,
+    },
 }
 
 /// A batch whose lines cannot be read.
@@ -136,13 +145,28 @@ impl LogBatch {
             container: self.container.clone(),
             why,
         };
-        match &self.lines {
+        let mut lines = &self.lines;
+        if let LogLines::Grouped { lines: inner, .. } = lines {
+            lines = inner;
+        }
+        match lines {
             LogLines::Plain(l) => Ok(l.clone()),
             LogLines::Deflated(bytes) => {
                 let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(bytes, max_bytes)
                     .map_err(|e| err(format!("inflate: {e:?}")))?;
                 postcard::from_bytes(&raw).map_err(|e| err(format!("decode: {e}")))
             }
+            LogLines::Grouped { .. } => Err(err("grouped lines inside grouped lines".into())),
+        }
+    }
+
+    /// Whether line `i` of this batch continues the event of the line before it.
+    pub fn continues(&self, i: usize) -> bool {
+        match &self.lines {
+            LogLines::Grouped { continued, .. } => {
+                u32::try_from(i).is_ok_and(|i| continued.binary_search(&i).is_ok())
+            }
+            _ => false,
         }
     }
 }

@@ -41,6 +41,10 @@ fn awslogs_is_accepted_with_its_stream_name() {
             group: "/ecs/app".into(),
             region: "eu-west-1".into(),
             stream_prefix: Some("ecs".into()),
+            event_start: Some(crate::telemetry::multiline::datetime_pattern(
+                "%Y-%m-%d %H:%M:%S"
+            )),
+            flush_secs: None,
         }
     );
     assert_eq!(
@@ -125,6 +129,26 @@ fn awslogs_option_combinations_are_checked() {
         &awslogs(options),
         &format!("{AT}.options.awslogs-multiline-pattern"),
         "cannot be set together with awslogs-datetime-format",
+    );
+}
+
+#[test]
+fn awslogs_multiline_pattern_is_kept_and_a_bad_one_refused_by_name() {
+    let mut options = base_options();
+    options["awslogs-multiline-pattern"] = json!("^(INFO|WARN|ERROR) ");
+    options["awslogs-force-flush-interval-seconds"] = json!("2");
+    let def = parse_ok(&awslogs(options));
+    let LogDriver::Awslogs(aws) = &def.containers[0].log else {
+        panic!("expected awslogs, got {:?}", def.containers[0].log);
+    };
+    assert_eq!(aws.event_start.as_deref(), Some("^(INFO|WARN|ERROR) "));
+    assert_eq!(aws.flush_secs, Some(2));
+    let mut options = base_options();
+    options["awslogs-multiline-pattern"] = json!("^(INFO");
+    assert_refused(
+        &awslogs(options),
+        &format!("{AT}.options.awslogs-multiline-pattern"),
+        "is not a valid regular expression",
     );
 }
 
