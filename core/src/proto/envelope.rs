@@ -1,6 +1,7 @@
 //! The envelope every payload travels in: `schema | device | seq | body`, postcard.
 //! The size cap is checked before a byte is decoded, and the schema version is read
-//! first, so a newer sender's message is refused by name instead of misread.
+//! first, so a newer sender's message is refused by name instead of misread; an older
+//! agent's bodies, from before a field was appended, are read by [`super::legacy`].
 
 use serde::{Deserialize, Serialize};
 
@@ -98,8 +99,13 @@ impl Envelope {
         if schema != SCHEMA {
             return Err(WireError::UnknownSchema { got: schema });
         }
-        let (env, rest) = postcard::take_from_bytes::<Envelope>(bytes)
-            .map_err(|e| WireError::Malformed(e.to_string()))?;
+        let (env, rest) = match postcard::take_from_bytes::<Envelope>(bytes) {
+            Ok(decoded) => decoded,
+            // An older agent's body, one appended field short ([`super::legacy`]).
+            Err(e) => {
+                return super::legacy::decode(bytes).ok_or(WireError::Malformed(e.to_string()))
+            }
+        };
         if !rest.is_empty() {
             return Err(WireError::Malformed(format!(
                 "{} trailing bytes after the envelope",

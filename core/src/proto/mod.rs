@@ -25,6 +25,7 @@ pub mod document;
 pub mod envelope;
 pub mod events;
 pub mod json_pack;
+pub mod legacy;
 pub mod merge;
 pub mod reported;
 pub mod sealed;

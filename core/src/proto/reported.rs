@@ -18,7 +18,8 @@ pub struct ReportedState {
     pub last_error: Option<String>,
     pub last_rejection: Option<Rejection>,
     /// The device's public X25519 sealing key, for `skerry ctl secret put`. Appended
-    /// last: an older reader leaves the trailing bytes unread.
+    /// last (session 5): an older agent's state is read by `proto::legacy`; an older
+    /// `ctl` refuses this state's trailing bytes.
     pub sealing_key: Option<[u8; 32]>,
 }
 
