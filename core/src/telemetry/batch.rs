@@ -84,12 +84,8 @@ mod tests {
         assert!(small.due(&two, 0, 0));
     }
 
-    #[test]
-    fn batch_pack_deflates_when_it_pays_and_round_trips() {
-        let lines: Vec<_> = (0..100).map(line).collect();
-        let packed = pack(lines.clone());
-        assert!(matches!(packed, LogLines::Deflated(_)));
-        let b = LogBatch {
+    fn batch(lines: LogLines) -> LogBatch {
+        LogBatch {
             task: "t".into(),
             container: "c".into(),
             stream: String::new(),
@@ -98,9 +94,17 @@ mod tests {
             first_line: 1,
             cut: 0,
             lost: 0,
-            lines: packed,
+            lines,
             lost_files: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn batch_pack_deflates_when_it_pays_and_round_trips() {
+        let lines: Vec<_> = (0..100).map(line).collect();
+        let packed = pack(lines.clone());
+        assert!(matches!(packed, LogLines::Deflated(_)));
+        let b = batch(packed);
         assert_eq!(b.lines(1 << 20).unwrap(), lines);
         assert!(b.lines(100).is_err(), "the inflate limit holds");
         assert!(matches!(pack(vec![line(1)]), LogLines::Plain(_)));
@@ -109,18 +113,7 @@ mod tests {
     #[test]
     fn batch_grouped_lines_round_trip_with_their_continuations() {
         let lines: Vec<_> = (0..100).map(line).collect();
-        let mut b = LogBatch {
-            task: "t".into(),
-            container: "c".into(),
-            stream: String::new(),
-            group: String::new(),
-            epoch: 1,
-            first_line: 1,
-            cut: 0,
-            lost: 0,
-            lines: pack_grouped(lines.clone(), vec![0, 5, 6]),
-            lost_files: 0,
-        };
+        let mut b = batch(pack_grouped(lines.clone(), vec![0, 5, 6]));
         let wire = postcard::to_allocvec(&b).unwrap();
         b = postcard::from_bytes(&wire).unwrap();
         assert_eq!(b.lines(1 << 20).unwrap(), lines);
