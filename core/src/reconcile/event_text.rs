@@ -147,6 +147,8 @@ mod tests {
             tag: None,
             labels: vec![],
             env: vec![],
+            labels_regex: None,
+            env_regex: None,
         });
         let mut desired = Desired::default();
         desired

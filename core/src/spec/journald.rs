@@ -1,5 +1,6 @@
 //! The `journald` log driver: its options checked as Docker's journald driver takes
-//! them (`tag`, `labels`, `env`; anything else refused by name) and the journal
+//! them (`tag`, `labels`, `labels-regex`, `env`, `env-regex`; anything else refused
+//! by name) and the journal
 //! fields each of the container's lines carries, as Docker writes them
 //! (`CONTAINER_NAME`, `CONTAINER_ID`, `CONTAINER_ID_FULL`, `CONTAINER_TAG`,
 //! `SYSLOG_IDENTIFIER`, `IMAGE_NAME`, one field per listed label or variable) plus
@@ -12,7 +13,7 @@ use super::error::Problems;
 use super::logs::LogDriver;
 
 /// The options of Docker's journald driver that skerry takes.
-const OPTIONS: [&str; 3] = ["tag", "labels", "env"];
+const OPTIONS: [&str; 5] = ["tag", "labels", "labels-regex", "env", "env-regex"];
 
 /// The fields a `tag` template may name (Docker's log tag context).
 const TAG_FIELDS: [&str; 7] = [
@@ -34,6 +35,13 @@ pub struct Journald {
     pub labels: Vec<String>,
     /// `env`: `environment` names whose values go into each entry.
     pub env: Vec<String>,
+    /// `labels-regex`: labels whose keys match also go into each entry (Docker's
+    /// rule: the union with `labels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_regex: Option<String>,
+    /// `env-regex`: variables whose names match also go into each entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_regex: Option<String>,
 }
 
 /// What the fields are made of, known when the container is prepared.
@@ -55,12 +63,10 @@ pub struct JournalContext<'a> {
 pub(crate) fn check(options: &BTreeMap<String, String>, at: &str, p: &mut Problems) -> LogDriver {
     for name in options.keys() {
         if !OPTIONS.contains(&name.as_str()) {
-            let why = if matches!(name.as_str(), "labels-regex" | "env-regex") {
-                "is not supported by skerry: list the names with labels or env"
-            } else {
-                "is not a journald log driver option (tag, labels and env are)"
-            };
-            p.push(format!("{at}.{name}"), why);
+            p.push(
+                format!("{at}.{name}"),
+                "is not a journald log driver option (tag, labels, labels-regex, env and env-regex are)",
+            );
         }
     }
     let tag = options.get("tag").cloned();
@@ -84,7 +90,34 @@ pub(crate) fn check(options: &BTreeMap<String, String>, at: &str, p: &mut Proble
     };
     let labels = list("labels", p);
     let env = list("env", p);
-    LogDriver::Journald(Journald { tag, labels, env })
+    let pattern = |name: &str, p: &mut Problems| -> Option<String> {
+        let v = options.get(name)?;
+        match selector(v) {
+            Ok(_) => Some(v.clone()),
+            Err(e) => {
+                p.push(
+                    format!("{at}.{name}"),
+                    format!("is not a valid regular expression ({v:?}): {e}"),
+                );
+                None
+            }
+        }
+    };
+    let labels_regex = pattern("labels-regex", p);
+    let env_regex = pattern("env-regex", p);
+    LogDriver::Journald(Journald {
+        tag,
+        labels,
+        env,
+        labels_regex,
+        env_regex,
+    })
+}
+
+fn selector(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(super::REGEX_SIZE_LIMIT)
+        .build()
 }
 
 /// Expands a Docker log tag template (`{{.Name}}/{{.ID}}`): only the bare fields of
@@ -166,15 +199,28 @@ impl Journald {
             ("TASK".to_string(), ctx.task_id.to_string()),
             ("CONTAINER".to_string(), ctx.container.to_string()),
         ];
-        let picked = |names: &[String], from: &BTreeMap<String, String>| {
-            names
-                .iter()
-                .filter_map(|n| Some((journal_key(n), from.get(n)?.clone())))
+        // Listed names, then those the pattern matches (checked when the definition
+        // was), each once, in the map's order.
+        let picked = |names: &[String], pattern: Option<&str>, from: &BTreeMap<String, String>| {
+            let matcher = pattern.and_then(|p| selector(p).ok());
+            from.iter()
+                .filter(|(n, _)| {
+                    names.contains(n) || matcher.as_ref().is_some_and(|m| m.is_match(n))
+                })
+                .map(|(n, v)| (journal_key(n), v.clone()))
                 .filter(|(k, _)| !k.is_empty())
                 .collect::<Vec<_>>()
         };
-        fields.extend(picked(&self.labels, ctx.labels));
-        fields.extend(picked(&self.env, ctx.environment));
+        fields.extend(picked(
+            &self.labels,
+            self.labels_regex.as_deref(),
+            ctx.labels,
+        ));
+        fields.extend(picked(
+            &self.env,
+            self.env_regex.as_deref(),
+            ctx.environment,
+        ));
         fields
     }
 }
@@ -223,6 +269,8 @@ mod tests {
             tag: Some("{{.Name}}@{{.ImageID}}".into()),
             labels: vec!["com.example.team".into(), "absent".into()],
             env: vec!["SITE".into()],
+            labels_regex: None,
+            env_regex: None,
         };
         let f: BTreeMap<String, String> = j.fields(&ctx).into_iter().collect();
         assert_eq!(f["CONTAINER_NAME"], "app");
@@ -238,8 +286,60 @@ mod tests {
             tag: None,
             labels: vec![],
             env: vec![],
+            labels_regex: None,
+            env_regex: None,
         };
         let f: BTreeMap<String, String> = default_tag.fields(&ctx).into_iter().collect();
         assert_eq!(f["SYSLOG_IDENTIFIER"], "web.3.app");
+    }
+
+    #[test]
+    fn journald_regex_options_add_the_matching_labels_and_variables() {
+        let labels = BTreeMap::from([
+            ("com.example.team".to_string(), "edge".to_string()),
+            ("com.example.site".to_string(), "north".to_string()),
+            ("other".to_string(), "x".to_string()),
+        ]);
+        let environment = BTreeMap::from([
+            ("APP_MODE".to_string(), "prod".to_string()),
+            ("APP_PORT".to_string(), "80".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ]);
+        let ctx = JournalContext {
+            task_id: "t",
+            container: "app",
+            container_id: "t.app",
+            image_name: "busybox",
+            image_id: "",
+            labels: &labels,
+            environment: &environment,
+        };
+        let options = BTreeMap::from([
+            ("labels".to_string(), "other".to_string()),
+            ("labels-regex".to_string(), "^com\\.example\\.".to_string()),
+            ("env-regex".to_string(), "^APP_".to_string()),
+        ]);
+        let mut p = Problems::default();
+        let LogDriver::Journald(j) = check(&options, "logConfiguration.options", &mut p) else {
+            panic!("journald");
+        };
+        assert!(!format!("{p:?}").contains("path"), "{p:?}");
+        let f: BTreeMap<String, String> = j.fields(&ctx).into_iter().collect();
+        assert_eq!(f["COM_EXAMPLE_TEAM"], "edge");
+        assert_eq!(f["COM_EXAMPLE_SITE"], "north");
+        assert_eq!(f["OTHER"], "x");
+        assert_eq!(f["APP_MODE"], "prod");
+        assert_eq!(f["APP_PORT"], "80");
+        assert!(!f.contains_key("HOME"));
+
+        let bad = BTreeMap::from([("env-regex".to_string(), "(".to_string())]);
+        let mut p = Problems::default();
+        check(&bad, "logConfiguration.options", &mut p);
+        let text = format!("{p:?}");
+        assert!(
+            text.contains("logConfiguration.options.env-regex"),
+            "{text}"
+        );
+        assert!(text.contains("not a valid regular expression"), "{text}");
     }
 }

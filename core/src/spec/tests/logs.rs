@@ -218,12 +218,12 @@ fn journald_options_checked_as_docker_takes_them() {
     assert_refused(
         &with_log(json!({ "logDriver": "journald", "options": { "max-size": "1m" } })),
         &format!("{AT}.options.max-size"),
-        "is not a journald log driver option (tag, labels and env are)",
+        "is not a journald log driver option (tag, labels, labels-regex, env and env-regex are)",
     );
     assert_refused(
-        &with_log(json!({ "logDriver": "journald", "options": { "env-regex": "^S" } })),
+        &with_log(json!({ "logDriver": "journald", "options": { "env-regex": "^(S" } })),
         &format!("{AT}.options.env-regex"),
-        "is not supported by skerry",
+        "is not a valid regular expression",
     );
     assert_refused(
         &with_log(json!({ "logDriver": "journald", "options": { "tag": "{{.Hostname}}" } })),
