@@ -424,6 +424,25 @@ fn container_stop_and_delete_leave_nothing_behind() {
     assert_eq!(leftovers(&env, "clean"), Vec::<String>::new());
 }
 
+/// `disableNetworking`, as ECS's own functional test writes it (the corpus file,
+/// unchanged: it exits 42 when the container sees no address but loopback), in the
+/// default bridge mode and under host networking, where it would otherwise see the
+/// host's interfaces.
+#[test]
+fn container_disable_networking_leaves_only_loopback_in_bridge_and_host_mode() {
+    let env = TestEnv::new();
+    let corpus = include_str!("../../core/tests/corpus/ecs-agent-network-disabled.json");
+    let out = env.run("netoff", corpus);
+    assert_eq!(code(&out), 42, "bridge: {}", stderr(&out));
+    let mut host: serde_json::Value = serde_json::from_str(corpus).expect("corpus json");
+    host["networkMode"] = serde_json::json!("host");
+    let out = env.run("netoffhost", &host.to_string());
+    assert_eq!(code(&out), 42, "host: {}", stderr(&out));
+    host["containerDefinitions"][0]["disableNetworking"] = serde_json::json!(false);
+    let out = env.run("netonhost", &host.to_string());
+    assert_eq!(code(&out), 1, "host networking sees the host's addresses");
+}
+
 /// Two agents (state directories) on one host run a task of the same name: each has
 /// its own cgroups, so one stopping and cleaning up leaves the other's untouched (they
 /// once shared `/skerry/<task>`, and a removal raced the other's create).

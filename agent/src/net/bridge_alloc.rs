@@ -66,7 +66,8 @@ impl BridgeNet {
             .ok()
             .and_then(|t| PortRange::parse(&t).ok())
             .unwrap_or(PortRange::ECS_DEFAULT);
-        for c in &def.containers {
+        // A `disableNetworking` container gets no address, veth or port.
+        for c in def.containers.iter().filter(|c| !c.disable_networking) {
             let owner = self.owner(task, &c.name);
             let address = loop {
                 let ip = self.inner.subnet.allocate(&addrs).ok_or_else(|| {

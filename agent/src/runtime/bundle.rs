@@ -192,6 +192,8 @@ fn linux_section(inp: &BundleInputs<'_>) -> Result<Value, RuntimeError> {
     let c = inp.container;
     let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "uts"})];
     match (inp.task.network_mode, &inp.netns) {
+        // `disableNetworking`: a namespace of its own, with only loopback.
+        _ if c.disable_networking => namespaces.push(json!({"type": "network"})),
         (NetworkMode::Host, _) => {}
         (NetworkMode::Bridge, Some(path)) => {
             namespaces.push(json!({"type": "network", "path": path}))

@@ -131,16 +131,19 @@ impl Runtime {
         let image = images.resolve(&c.image)?;
         let rootfs = images.prepare_rootfs(&image, &id, &dir)?;
         let user = resolve_user(&rootfs, c.user.as_ref(), image.defaults.user.as_deref())?;
-        let hostname = c
-            .hostname
-            .clone()
-            .unwrap_or_else(|| match task.network_mode {
-                NetworkMode::Host => nix::unistd::gethostname()
-                    .ok()
-                    .and_then(|h| h.into_string().ok())
-                    .unwrap_or_else(|| c.name.clone()),
-                NetworkMode::None | NetworkMode::Bridge => c.name.clone(),
-            });
+        // `disableNetworking`: a namespace with only loopback, whatever the task's mode.
+        let mode = if c.disable_networking {
+            NetworkMode::None
+        } else {
+            task.network_mode
+        };
+        let hostname = c.hostname.clone().unwrap_or_else(|| match mode {
+            NetworkMode::Host => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| c.name.clone()),
+            NetworkMode::None | NetworkMode::Bridge => c.name.clone(),
+        });
         let net = match task.network_mode {
             NetworkMode::Bridge => Some(
                 self.cfg
@@ -155,13 +158,7 @@ impl Runtime {
             (Some(n), Some(own)) => Some(bridged_hosts(n, own, task, c)),
             _ => None,
         };
-        let etc_files = write_etc_files(
-            &dir.join("etc"),
-            c,
-            task.network_mode,
-            &hostname,
-            bridged.as_ref(),
-        )?;
+        let etc_files = write_etc_files(&dir.join("etc"), c, mode, &hostname, bridged.as_ref())?;
         let task_volumes_dir = self.cfg.layout.task(task_id).join("volumes");
         let shared_volumes_dir = self.cfg.layout.volumes();
         super::volumes::prepare(task, c, &rootfs, &task_volumes_dir, &shared_volumes_dir)?;

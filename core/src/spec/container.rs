@@ -164,6 +164,13 @@ pub(crate) fn check(
         p,
     );
     let net = net::check(raw, at, ctx.network_mode, ctx.network_refused, p);
+    let disable_networking = raw.disable_networking.unwrap_or(false);
+    if disable_networking && !net.port_mappings.is_empty() {
+        p.push(
+            format!("{at}.portMappings"),
+            "cannot publish ports of a container with disableNetworking (it has only loopback)",
+        );
+    }
     let depends_on = deps::parse(
         raw.depends_on.as_deref().unwrap_or_default(),
         &format!("{at}.dependsOn"),
@@ -194,6 +201,7 @@ pub(crate) fn check(
         stop_timeout,
         start_timeout: raw.start_timeout.map(|s| Duration::from_secs(u64::from(s))),
         readonly_root_filesystem: raw.readonly_root_filesystem.unwrap_or(false),
+        disable_networking,
         privileged,
         linux,
         security: security::check(

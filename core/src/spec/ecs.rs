@@ -138,7 +138,7 @@ pub(crate) struct RawContainer {
     pub repository_credentials: Option<RawRepositoryCredentials>,
     pub resource_requirements: Option<Value>,
     pub firelens_configuration: Option<Value>,
-    pub disable_networking: Option<Value>,
+    pub disable_networking: Option<bool>,
     pub interactive: Option<Value>,
     pub pseudo_terminal: Option<Value>,
     pub docker_security_options: Option<Value>,

@@ -130,6 +130,11 @@ pub struct ContainerDefinition {
     pub start_timeout: Option<Duration>,
     /// `readonlyRootFilesystem`.
     pub readonly_root_filesystem: bool,
+    /// `disableNetworking`: the container gets a network namespace of its own with
+    /// only loopback, whatever the task's `networkMode` (Docker's NetworkDisabled).
+    /// Not serialized when false, so other definitions keep their digest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_networking: bool,
     /// `privileged` (only accepted when the agent config allows it).
     pub privileged: bool,
     /// `linuxParameters`.
@@ -197,6 +202,7 @@ impl ContainerDefinition {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             start_timeout: None,
             readonly_root_filesystem: false,
+            disable_networking: false,
             privileged: false,
             linux: LinuxParameters::default(),
             security: SecurityOptions::default(),

@@ -126,7 +126,7 @@ pub(crate) fn check_container(
 /// Fields that would change behaviour and that skerry cannot honour, with why.
 fn refused_fields(
     raw: &RawContainer,
-) -> [(&'static str, Option<&serde_json::Value>, &'static str); 8] {
+) -> [(&'static str, Option<&serde_json::Value>, &'static str); 7] {
     [
         (
             "environmentFiles",
@@ -147,11 +147,6 @@ fn refused_fields(
             "firelensConfiguration",
             raw.firelens_configuration.as_ref(),
             "FireLens routers need AWS access; skerry keeps container logs on the device (skerry logs): use the awslogs or json-file log driver",
-        ),
-        (
-            "disableNetworking",
-            raw.disable_networking.as_ref(),
-            "use networkMode \"none\" for the task",
         ),
         (
             "interactive",

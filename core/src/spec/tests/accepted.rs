@@ -302,6 +302,26 @@ fn network_settings() {
 }
 
 #[test]
+fn disable_networking_gives_the_container_loopback_only() {
+    let task = generate_test_task_with_container_field("disableNetworking", json!(true));
+    assert!(parse_ok(&task).containers[0].disable_networking);
+    let task = generate_test_task_with_container_field("disableNetworking", json!(false));
+    assert!(!parse_ok(&task).containers[0].disable_networking);
+    let mut task = generate_test_task_with_container_field("disableNetworking", json!(true));
+    task["containerDefinitions"][0]["portMappings"] = json!([{ "containerPort": 80 }]);
+    assert_refused(
+        &task,
+        "containerDefinitions[0].portMappings",
+        "cannot publish ports of a container with disableNetworking",
+    );
+    let task = generate_test_task_with_container_field("disableNetworking", json!("yes"));
+    assert!(parse(&task)
+        .expect_err("a string")
+        .to_string()
+        .contains("disableNetworking"));
+}
+
+#[test]
 fn log_drivers_json_file_and_local() {
     for driver in ["json-file", "local"] {
         let log = json!({ "logDriver": driver, "options": { "max-size": "10m" } });
@@ -327,7 +347,7 @@ fn refused_fields_with_empty_values_are_accepted() {
     ] {
         c[field] = json!([]);
     }
-    for field in ["disableNetworking", "interactive", "pseudoTerminal"] {
+    for field in ["interactive", "pseudoTerminal"] {
         c[field] = json!(false);
     }
     c["systemControls"] = json!([]);

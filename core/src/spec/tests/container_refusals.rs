@@ -42,7 +42,6 @@ fn unsupported_features_are_refused_naming_the_field() {
             json!({ "type": "fluentbit" }),
             "skerry logs",
         ),
-        ("disableNetworking", json!(true), "networkMode \"none\""),
         ("interactive", json!(true), "no stdin"),
         ("pseudoTerminal", json!(true), "no terminal"),
         (
