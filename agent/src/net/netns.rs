@@ -43,6 +43,8 @@ pub fn create(path: &Path) -> Result<(), NetError> {
 }
 
 /// Whether `path` holds a mounted namespace (false after a reboot or a removal).
+// f_type is i64 with glibc and u64 with musl: the cast is needed on one of them.
+#[allow(clippy::unnecessary_cast)]
 pub fn is_mounted(path: &Path) -> bool {
     nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
 }
