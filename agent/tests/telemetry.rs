@@ -933,7 +933,7 @@ fn telemetry_spool_bound_drops_the_oldest_reports_and_says_how_many() {
     env.stop_all_tasks();
 }
 
-/// `(rchar-free) wchar, write_bytes` of a process's thread named `name`.
+/// `wchar` and `write_bytes` of the thread named `name` of a process (`/proc/…/io`).
 fn thread_io(pid: i32, name: &str) -> (u64, u64) {
     for t in std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
