@@ -187,6 +187,12 @@ impl Outbox {
         self.dropped
     }
 
+    /// The number of the oldest report still stored (delivered or not); `None` before
+    /// the first segment. Anything below it that was not acked, the bound deleted.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.segments.first().map(|s| s.first_seq)
+    }
+
     /// Bytes on disk.
     pub fn bytes(&self) -> u64 {
         self.segments.iter().map(|s| s.bytes).sum()
@@ -366,7 +372,8 @@ fn read_segments(
     Ok(out)
 }
 
-fn read_acked(dir: &Path) -> u64 {
+/// The `acked` mark of the outbox in `dir` (0: none).
+pub fn read_acked(dir: &Path) -> u64 {
     fs::read_to_string(dir.join(ACKED_FILE))
         .ok()
         .and_then(|s| s.trim().parse().ok())

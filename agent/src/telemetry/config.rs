@@ -1,5 +1,6 @@
 //! `[telemetry]`: sampling and publish periods, the per-container log budget, the
-//! batch bounds, the in-memory queue's bound and the opt-in Prometheus endpoint.
+//! batch bounds, the in-memory queue's bound, the metrics spool's bound and the opt-in
+//! Prometheus endpoint.
 //! Defaults fit a cellular uplink (see docs/telemetry.md for the figures).
 //!
 //! ```text
@@ -13,6 +14,7 @@
 //! batch_bytes = 16384        # 512..=65536
 //! batch_wait_ms = 2000       # 50..=600000
 //! queue_max_bytes = 2097152  # >= 65536: telemetry waiting for the link, in memory
+//! spool_max_bytes = 1048576  # 4096..=268435456: metrics reports waiting, on disk
 //! prometheus = "127.0.0.1:9464"   # or "unix:/run/skerry/metrics.sock"; unset = off
 //! ```
 
@@ -31,6 +33,9 @@ pub struct TelemetryConfig {
     pub batch_bytes: usize,
     pub batch_wait_ms: u64,
     pub queue_max_bytes: usize,
+    /// Bound of `<state>/telemetry/spool/` (metrics reports kept across restarts
+    /// until the broker acknowledged them); past it the oldest go, counted.
+    pub spool_max_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<String>,
 }
@@ -47,10 +52,18 @@ impl Default for TelemetryConfig {
             batch_bytes: 16 * 1024,
             batch_wait_ms: 2000,
             queue_max_bytes: 2 * 1024 * 1024,
+            // 18.8 h of reports at the default period for a 10-container gateway
+            // (docs/telemetry.md has the arithmetic).
+            spool_max_bytes: 1024 * 1024,
             prometheus: None,
         }
     }
 }
+
+/// Smallest and largest `spool_max_bytes`: at least a few segments of a few reports,
+/// at most what a small gateway's disk should give to telemetry.
+pub const SPOOL_MIN_BYTES: u64 = 4096;
+pub const SPOOL_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Where the Prometheus endpoint listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +113,12 @@ impl TelemetryConfig {
                 format!("must be at least 65536, got {}", self.queue_max_bytes),
             ));
         }
+        range(
+            "telemetry.spool_max_bytes",
+            self.spool_max_bytes,
+            SPOOL_MIN_BYTES,
+            SPOOL_MAX_BYTES,
+        )?;
         self.listen()?;
         Ok(())
     }
@@ -154,6 +173,12 @@ mod tests {
         assert_eq!(
             bad(|c| c.queue_max_bytes = 1).0,
             "telemetry.queue_max_bytes"
+        );
+        let e = bad(|c| c.spool_max_bytes = 1000);
+        assert_eq!(e.0, "telemetry.spool_max_bytes");
+        assert!(
+            e.1.contains("between 4096 and 268435456, got 1000"),
+            "{e:?}"
         );
         let e = bad(|c| c.prometheus = Some("0.0.0.0:9464".into()));
         assert!(e.1.contains("loopback"), "{e:?}");

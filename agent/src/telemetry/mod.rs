@@ -9,10 +9,12 @@
 //! reads the state directory only (`status.json`, task and launch records: [`discover`])
 //! and never talks to the supervisor's loop: a slow or stuck telemetry cannot delay a
 //! restart. Every sample it writes `<state>/telemetry/metrics.json` (what `skerry top`
-//! shows, with no broker); every publish period it queues a [`MetricsReport`].
+//! shows, with no broker); every publish period it stores a [`MetricsReport`] in the
+//! spool ([`spool`]) and queues it.
 //!
 //! ```text
 //! <state>/telemetry/metrics.json          the newest report (JSON), atomically replaced
+//! <state>/telemetry/spool/                reports not yet acknowledged (an outbox)
 //! <container>/logs/ship.cursor            where shipping resumes (stored on PUBACK)
 //! ```
 
@@ -22,6 +24,7 @@ mod device;
 mod discover;
 mod prom;
 mod run;
+pub mod spool;
 mod tail;
 mod uplink;
 pub mod view;

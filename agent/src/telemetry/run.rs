@@ -1,7 +1,9 @@
 //! Telemetry's loop: a 250 ms tick on a current-thread runtime. Discovery every
 //! 2 s, cgroup samples every `sample_secs`, a report every `publish_secs`, the log
 //! files of shipped containers every tick (unless the queue is half full: then the
-//! lines wait in their files, which are the disk buffer while offline).
+//! lines wait in their files, which are the disk buffer while offline). A metrics
+//! report is stored in the spool ([`super::spool`], fsynced) before it is queued and
+//! leaves it once acknowledged; on start what the spool holds is queued first.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use skerry_core::telemetry::rate::{parse_stamp_ms, LineBudget};
 use skerry_core::telemetry::{ContainerMetrics, LogBatch, LogLine, MetricsReport};
 
 use super::discover::{self, Watched};
+use super::spool::{self, Spool};
 use super::tail::{self, Cursor};
 use super::uplink::{AckMark, Item, Uplink};
 use super::{cgroup, device, local_report_path, prom, TelemetryConfig};
@@ -103,6 +106,8 @@ struct State {
     layout: StateLayout,
     cfg: TelemetryConfig,
     link: Option<(LinkSetup, Uplink)>,
+    /// Metrics reports kept on disk until acknowledged (with a link only).
+    spool: Option<Spool>,
     watches: BTreeMap<(String, String), Watch>,
     begun: Instant,
     unified: bool,
@@ -118,8 +123,29 @@ async fn run(layout: StateLayout, cfg: TelemetryConfig, link: Option<LinkSetup>)
         Ok(None) => {}
         Err((k, e)) => tracing::error!(key = k, error = %e, "telemetry: no Prometheus endpoint"),
     }
+    let mut spool = None;
     let uplink = link.map(|s| {
-        let u = Uplink::connect(&s, cfg.queue_max_bytes);
+        let mut u = Uplink::connect(&s, cfg.queue_max_bytes);
+        let sp = Spool::open(&spool::dir(layout.root()), cfg.spool_max_bytes);
+        // What an earlier run spooled goes first, in order, ahead of anything new.
+        let held = sp.load();
+        if !held.is_empty() {
+            tracing::info!(
+                reports = held.len(),
+                dropped = sp.dropped(),
+                "telemetry: unacknowledged reports reloaded from the spool"
+            );
+        }
+        for e in held {
+            u.push(Item {
+                topic: e.topic,
+                payload: e.payload,
+                mark: None,
+                lines: None,
+                spool: Some(e.seq),
+            });
+        }
+        spool = Some(sp);
         (s, u)
     });
     let mut st = State {
@@ -131,6 +157,7 @@ async fn run(layout: StateLayout, cfg: TelemetryConfig, link: Option<LinkSetup>)
         layout,
         cfg,
         link: uplink,
+        spool,
         watches: BTreeMap::new(),
         begun: Instant::now(),
         unified: cgroup::unified(),
@@ -150,6 +177,15 @@ async fn run(layout: StateLayout, cfg: TelemetryConfig, link: Option<LinkSetup>)
                 None
             }
         };
+        if ev.is_none() {
+            // Acks leave the spool once per tick: one `acked` write for a burst of
+            // PUBACKs after an outage (a crash before it resends those: at least once).
+            if let (Some((_, u)), Some(sp)) = (st.link.as_ref(), st.spool.as_mut()) {
+                if u.spool_acked > sp.acked() {
+                    sp.ack(u.spool_acked);
+                }
+            }
+        }
         if let Some(ev) = ev {
             if let Some((_, u)) = st.link.as_mut() {
                 // Only the newest mark of each cursor file matters.
@@ -300,7 +336,8 @@ impl State {
     /// The current figures; `close` ends the aggregation period.
     fn report(&mut self, close: bool) -> MetricsReport {
         let mut device = device::sample(self.layout.root());
-        device.telemetry_dropped = self.link.as_ref().map_or(0, |(_, u)| u.dropped);
+        device.telemetry_dropped = self.link.as_ref().map_or(0, |(_, u)| u.dropped)
+            + self.spool.as_ref().map_or(0, Spool::dropped);
         let mut containers = Vec::new();
         for w in self.watches.values_mut() {
             let Some(info) = &w.info else { continue };
@@ -349,13 +386,29 @@ impl State {
         r.period_ms = now.saturating_sub(self.period_start_ms);
         self.period_start_ms = now;
         if let Some((setup, u)) = self.link.as_mut() {
-            let env = Envelope::new(&setup.device, 0, Body::Metrics(r));
+            let topic = setup.topics.metrics(&setup.device);
+            // The envelope's number is the spool's (receivers can see a gap or a
+            // repeat); 0 when the spool cannot store it.
+            let seq = self.spool.as_mut().map_or(0, Spool::next_seq);
+            let body = Body::Metrics(r);
+            let mut payload = Envelope::new(&setup.device, seq, body.clone()).encode();
+            let stored = match self.spool.as_mut() {
+                Some(sp) if seq > 0 => sp.append(&topic, &payload),
+                _ => None,
+            };
+            if stored != Some(seq) {
+                payload = Envelope::new(&setup.device, stored.unwrap_or(0), body).encode();
+            }
             u.push(Item {
-                topic: setup.topics.metrics(&setup.device),
-                payload: env.encode(),
+                topic,
+                payload,
                 mark: None,
                 lines: None,
+                spool: stored,
             });
+            if let Some(oldest) = self.spool.as_ref().and_then(Spool::oldest) {
+                u.forget_spooled_before(oldest);
+            }
         }
     }
 
@@ -464,6 +517,7 @@ impl State {
                     payload: env.encode(),
                     mark,
                     lines: Some((task.clone(), container.clone(), n)),
+                    spool: None,
                 });
             }
         }

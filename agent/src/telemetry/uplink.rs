@@ -1,12 +1,18 @@
 //! Telemetry's own MQTT 5 session (client id `skerry-<fleet>-<device>-telemetry`,
 //! same certificate, so the broker's ACL is the device's) and its queue. It is apart
-//! from the state link (`crate::sync`) on purpose: telemetry has its own bound
-//! (`queue_max_bytes`, in memory; log lines wait in their files, not here), so a flood
-//! of logs can never push a state report out of the outbox, and a slow telemetry
+//! from the state link (`crate::sync`) on purpose: telemetry has its own bounds, so a
+//! flood of logs can never push a state report out of the outbox, and a slow telemetry
 //! publish never delays a reported state. Up to [`WINDOW`] publishes are in flight; items
 //! leave the queue in order once they and all before them are acknowledged, and a log
-//! batch's cursor is stored then. A lost link resends every unacknowledged item.
-//! When the bound is hit the oldest items go, counted (`dropped`).
+//! batch's cursor (or a spooled item's number, [`Uplink::spool_acked`]) is stored
+//! then. A lost link resends every unacknowledged item.
+//!
+//! Two bounds: items with a copy in the spool (metrics reports, see [`super::spool`])
+//! are bounded by the spool (`spool_max_bytes`; [`Uplink::forget_spooled_before`]
+//! follows what it dropped); the rest (log batches, whose lines also wait in their
+//! files, and anything the spool could not store) by `queue_max_bytes`: past it the
+//! oldest of those go, counted (`dropped`). A log flood therefore never evicts a
+//! metrics report.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -40,6 +46,8 @@ pub struct Item {
     pub mark: Option<AckMark>,
     /// `(task, container, lines)` of a log batch (counted as lost if dropped).
     pub lines: Option<(String, String, u64)>,
+    /// Its number in the spool, if it has a copy there.
+    pub spool: Option<u64>,
 }
 
 /// The queue and the session.
@@ -47,6 +55,7 @@ pub struct Uplink {
     client: AsyncClient,
     pub events: UnboundedReceiver<Result<Event, String>>,
     queue: VecDeque<Item>,
+    /// Bytes of the queued items with no copy in the spool (the bounded ones).
     bytes: usize,
     max_bytes: usize,
     connected: bool,
@@ -56,6 +65,8 @@ pub struct Uplink {
     pub dropped: u64,
     /// Lines of dropped log batches, per (task, container), not yet reported.
     pub lost: Vec<(String, String, u64)>,
+    /// The highest spool number acknowledged by the broker (with all before it).
+    pub spool_acked: u64,
 }
 
 impl Uplink {
@@ -88,26 +99,47 @@ impl Uplink {
             sent: VecDeque::new(),
             dropped: 0,
             lost: Vec::new(),
+            spool_acked: 0,
         }
     }
 
-    /// Bytes waiting.
+    /// Bytes waiting that have no copy in the spool.
     pub fn queued_bytes(&self) -> usize {
         self.bytes
     }
 
     pub fn push(&mut self, item: Item) {
-        self.bytes += item.payload.len();
+        if item.spool.is_none() {
+            self.bytes += item.payload.len();
+        }
         self.queue.push_back(item);
-        // Never drop what is in flight.
+        // Never drop what is in flight, nor the item just queued, nor a spooled one.
         let keep = self.sent.len();
-        while self.bytes > self.max_bytes && self.queue.len() > keep + 1 {
-            if let Some(old) = self.queue.remove(keep) {
+        while self.bytes > self.max_bytes {
+            let newest = self.queue.len().saturating_sub(1);
+            let Some(i) = (keep..newest).find(|&i| self.queue[i].spool.is_none()) else {
+                break;
+            };
+            if let Some(old) = self.queue.remove(i) {
                 self.bytes -= old.payload.len();
                 self.dropped += 1;
                 if let Some(l) = old.lines {
                     self.lost.push(l);
                 }
+            }
+        }
+    }
+
+    /// The spool's bound deleted every number below `oldest`: those items leave the
+    /// queue too (unless in flight). The spool counts them.
+    pub fn forget_spooled_before(&mut self, oldest: u64) {
+        let keep = self.sent.len();
+        let mut i = keep;
+        while i < self.queue.len() {
+            if self.queue[i].spool.is_some_and(|s| s < oldest) {
+                self.queue.remove(i);
+            } else {
+                i += 1;
             }
         }
     }
@@ -148,7 +180,10 @@ impl Uplink {
                 while self.sent.front().is_some_and(|s| s.1) {
                     self.sent.pop_front();
                     if let Some(item) = self.queue.pop_front() {
-                        self.bytes -= item.payload.len();
+                        match item.spool {
+                            Some(seq) => self.spool_acked = self.spool_acked.max(seq),
+                            None => self.bytes -= item.payload.len(),
+                        }
                         marks.extend(item.mark);
                     }
                 }
