@@ -815,18 +815,17 @@ fn live_reports(msgs: &[common::broker::Message], into: &mut Vec<(u64, MetricsRe
     }
 }
 
-#[test]
-fn telemetry_metrics_spooled_while_offline_survive_a_kill_9_and_arrive_in_order() {
-    let mut f = Fleet::start(&[("gw1", &[])]);
-    let env = device(&f, "");
+/// A persistent session (fixed client id, clean start off) on gw1's metrics: the
+/// broker queues for it while it is away.
+fn persistent_metrics(f: &Fleet, client_id: &str) -> common::broker::Subscriber {
     let topic = f.broker.topic("gw1", "metrics");
-    // A persistent session (fixed client id, clean start off): the broker queues for it.
-    let persistent = ["-c", "-i", "ops-metrics-spool"];
-    let sub = f
-        .broker
-        .subscribe_with(OPERATOR, &[&topic], &persistent)
-        .expect("persistent subscriber");
-    let mut agent = env.agent(&[]);
+    f.broker
+        .subscribe_with(OPERATOR, &[&topic], &["-c", "-i", client_id])
+        .expect("persistent subscriber")
+}
+
+/// The live reports `sub` has once the first numbered one arrived (60 s at most).
+fn first_reports(sub: &common::broker::Subscriber) -> Vec<(u64, MetricsReport)> {
     let mut got = Vec::new();
     live_reports(
         &sub.until(Duration::from_secs(60), |m| {
@@ -834,6 +833,16 @@ fn telemetry_metrics_spooled_while_offline_survive_a_kill_9_and_arrive_in_order(
         }),
         &mut got,
     );
+    got
+}
+
+#[test]
+fn telemetry_metrics_spooled_while_offline_survive_a_kill_9_and_arrive_in_order() {
+    let mut f = Fleet::start(&[("gw1", &[])]);
+    let env = device(&f, "");
+    let sub = persistent_metrics(&f, "ops-metrics-spool");
+    let mut agent = env.agent(&[]);
+    let mut got = first_reports(&sub);
     drop(sub);
     f.broker.stop();
     // Offline: reports pile up in the spool; then kill -9 with them there.
@@ -854,10 +863,7 @@ fn telemetry_metrics_spooled_while_offline_survive_a_kill_9_and_arrive_in_order(
         "the restart lost some: at the kill {at_kill:?}, now {held:?}"
     );
     f.broker.start_again();
-    let sub = f
-        .broker
-        .subscribe_with(OPERATOR, &[&topic], &persistent)
-        .expect("persistent subscriber again");
+    let sub = persistent_metrics(&f, "ops-metrics-spool");
     let want = last_before_kill + 3;
     live_reports(
         &sub.until(Duration::from_secs(90), |m| {
@@ -896,20 +902,9 @@ fn telemetry_spool_bound_drops_the_oldest_reports_and_says_how_many() {
     let mut f = Fleet::start(&[("gw1", &[])]);
     // The smallest spool: 4 KiB, in 512-byte segments (a few reports each).
     let env = device(&f, "spool_max_bytes = 4096");
-    let topic = f.broker.topic("gw1", "metrics");
-    let persistent = ["-c", "-i", "ops-metrics-bound"];
-    let sub = f
-        .broker
-        .subscribe_with(OPERATOR, &[&topic], &persistent)
-        .expect("persistent subscriber");
+    let sub = persistent_metrics(&f, "ops-metrics-bound");
     let _agent = env.agent(&[]);
-    let mut got = Vec::new();
-    live_reports(
-        &sub.until(Duration::from_secs(60), |m| {
-            !m.retained && metrics_seq(m).is_some_and(|(s, _)| s > 0)
-        }),
-        &mut got,
-    );
+    let got = first_reports(&sub);
     drop(sub);
     f.broker.stop();
     let online = got.last().map_or(0, |(s, _)| *s);
@@ -932,10 +927,7 @@ fn telemetry_spool_bound_drops_the_oldest_reports_and_says_how_many() {
         .sum();
     assert!(on_disk <= 4096 + 1024, "spool {on_disk} bytes on disk");
     f.broker.start_again();
-    let sub = f
-        .broker
-        .subscribe_with(OPERATOR, &[&topic], &persistent)
-        .expect("persistent subscriber again");
+    let sub = persistent_metrics(&f, "ops-metrics-bound");
     // Once the spool has drained (the agent is back and keeps up), no more drops:
     // a report sampled after that carries the whole count.
     let deadline = Instant::now() + Duration::from_secs(90);

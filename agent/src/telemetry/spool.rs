@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::store::outbox::{Outbox, OutboxLimits};
+use crate::store::outbox::{Outbox, OutboxEntry, OutboxLimits};
 
 /// One message read back from the spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,17 +79,7 @@ impl Spool {
             return Vec::new();
         };
         match o.read_after(o.acked(), usize::MAX) {
-            Ok(entries) => entries
-                .into_iter()
-                .filter_map(|e| {
-                    let (topic, payload) = decode(&e.payload)?;
-                    Some(Spooled {
-                        seq: e.seq,
-                        topic,
-                        payload,
-                    })
-                })
-                .collect(),
+            Ok(entries) => decode_all(entries),
             Err(e) => {
                 tracing::warn!(error = %e, "telemetry: spool not read");
                 Vec::new()
@@ -177,17 +167,7 @@ pub fn read(state_dir: &Path) -> Result<Vec<Spooled>, String> {
     let acked = crate::store::outbox::read_acked(&dir);
     let entries =
         crate::store::outbox::read_outbox(&dir, acked, usize::MAX).map_err(|e| e.to_string())?;
-    Ok(entries
-        .into_iter()
-        .filter_map(|e| {
-            let (topic, payload) = decode(&e.payload)?;
-            Some(Spooled {
-                seq: e.seq,
-                topic,
-                payload,
-            })
-        })
-        .collect())
+    Ok(decode_all(entries))
 }
 
 fn encode(topic: &str, payload: &[u8]) -> Vec<u8> {
@@ -198,6 +178,21 @@ fn encode(topic: &str, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&t[..usize::from(len)]);
     out.extend_from_slice(payload);
     out
+}
+
+/// The spooled items of `entries` (a record that does not decode is skipped).
+fn decode_all(entries: Vec<OutboxEntry>) -> Vec<Spooled> {
+    entries
+        .into_iter()
+        .filter_map(|e| {
+            let (topic, payload) = decode(&e.payload)?;
+            Some(Spooled {
+                seq: e.seq,
+                topic,
+                payload,
+            })
+        })
+        .collect()
 }
 
 fn decode(record: &[u8]) -> Option<(String, Vec<u8>)> {
