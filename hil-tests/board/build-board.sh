@@ -53,7 +53,7 @@ printf '%s\n' 'root:x:0:' >"$root/etc/group"
 
 # Modules and everything they depend on, as modprobe resolves them.
 modules=(virtio_mmio virtio_blk virtio_net virtio-rng virtio_console ext4 overlay veth bridge
-    nf_tables nft_chain_nat nft_masq nf_nat)
+    nf_tables nft_chain_nat nft_masq nft_nat nft_fib_ipv4 nf_nat)
 for m in "${modules[@]}"; do
     modprobe -d "$kdir" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
 done | sort -u | while read -r ko; do

@@ -196,13 +196,8 @@ impl BridgeNet {
                 }
             }
         }
-        match self.apply_table() {
-            Ok(()) => {}
-            // Host and none networking need no nf_tables: nothing to remove there.
-            Err(NetError::MissingFeature(_)) if records.is_empty() => {}
-            Err(e) => {
-                tracing::error!(table = %self.inner.table, error = %e, "rebuilding the bridge rules failed")
-            }
+        if let Err(e) = self.apply_table() {
+            tracing::error!(table = %self.inner.table, error = %e, "rebuilding the bridge rules failed")
         }
         removed
     }
@@ -225,7 +220,13 @@ impl BridgeNet {
     fn apply_table(&self) -> Result<(), NetError> {
         let records = self.records();
         if records.is_empty() {
-            return nft::remove(&self.inner.table);
+            return match nft::remove(&self.inner.table) {
+                // No nf_tables in the kernel, so no table of ours to delete: host and
+                // none networking, and the release of a task refused for the missing
+                // feature, must not fail on it.
+                Err(NetError::MissingFeature(_)) => Ok(()),
+                other => other,
+            };
         }
         let dnat = records
             .iter()

@@ -321,10 +321,11 @@ fn send_batch(msgs: &[(NfTablesMessage, u16)]) -> Result<(), NetError> {
             if let NetlinkPayload::Error(err) = reply.payload {
                 if let Some(code) = err.code {
                     let seq = reply.header.sequence_number as usize;
-                    return Err(refusal(
-                        msgs.get(seq.wrapping_sub(1)).map(|m| &m.0),
-                        -code.get(),
-                    ));
+                    let refused = match seq {
+                        0 => Refused::Batch,
+                        n => Refused::Message(msgs.get(n - 1).map(|m| &m.0)),
+                    };
+                    return Err(refusal(refused, -code.get()));
                 }
                 acked += 1;
             }
@@ -337,8 +338,25 @@ fn send_batch(msgs: &[(NfTablesMessage, u16)]) -> Result<(), NetError> {
     Ok(())
 }
 
-/// Names the missing kernel piece when the kernel refuses part of the batch.
-fn refusal(msg: Option<&NfTablesMessage>, errno: i32) -> NetError {
+/// What the kernel's error answers: the batch as a whole (sequence 0, the batch
+/// header) or one message of it (`None`: a sequence number skerry did not send).
+#[derive(Debug, Clone, Copy)]
+enum Refused<'a> {
+    Batch,
+    Message(Option<&'a NfTablesMessage>),
+}
+
+/// Names the missing kernel piece when the kernel refuses the batch or part of it.
+fn refusal(refused: Refused<'_>, errno: i32) -> NetError {
+    let msg = match refused {
+        // nfnetlink without the nf_tables subsystem (module absent, autoload off or
+        // failing) answers the batch header itself with EOPNOTSUPP.
+        Refused::Batch if errno == libc::EOPNOTSUPP => {
+            return NetError::MissingFeature("nf_tables")
+        }
+        Refused::Batch => None,
+        Refused::Message(m) => m,
+    };
     match (msg, errno) {
         (Some(NfTablesMessage::NewTable(_)), libc::EOPNOTSUPP) => {
             NetError::MissingFeature("nf_tables")
@@ -352,5 +370,56 @@ fn refusal(msg: Option<&NfTablesMessage>, errno: i32) -> NetError {
             )
         }
         _ => NetError::Netlink("nf_tables batch", std::io::Error::from_raw_os_error(errno)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(e: NetError) -> Option<&'static str> {
+        match e {
+            NetError::MissingFeature(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_missing_kernel_piece() {
+        let msgs = batch(
+            TABLE,
+            Some(&Ruleset {
+                subnet: Ipv4Addr::new(10, 203, 0, 0),
+                prefix: 24,
+                dnat: vec![],
+            }),
+        );
+        let of = |pick: fn(&NfTablesMessage) -> bool| msgs.iter().map(|m| &m.0).find(|m| pick(m));
+        let table = of(|m| matches!(m, NfTablesMessage::NewTable(_)));
+        let chain = of(|m| matches!(m, NfTablesMessage::NewChain(_)));
+        let rule = of(|m| matches!(m, NfTablesMessage::NewRule(_)));
+        assert!(table.is_some() && chain.is_some() && rule.is_some());
+        // The batch header refused: nfnetlink is there, nf_tables is not (seen on the
+        // board with nf_tables unloaded and module autoloading off).
+        assert_eq!(
+            named(refusal(Refused::Batch, libc::EOPNOTSUPP)),
+            Some("nf_tables")
+        );
+        assert_eq!(named(refusal(Refused::Batch, libc::EPERM)), None);
+        assert_eq!(
+            named(refusal(Refused::Message(table), libc::EOPNOTSUPP)),
+            Some("nf_tables")
+        );
+        assert_eq!(
+            named(refusal(Refused::Message(chain), libc::ENOENT)),
+            Some("nf_tables nat chains (nft_chain_nat)")
+        );
+        assert!(named(refusal(Refused::Message(rule), libc::ENOENT))
+            .is_some_and(|f| f.contains("nft_nat")));
+        assert_eq!(
+            named(refusal(Refused::Message(None), libc::EOPNOTSUPP)),
+            None
+        );
+        assert_eq!(named(refusal(Refused::Message(table), libc::EPERM)), None);
     }
 }

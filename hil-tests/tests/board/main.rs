@@ -1,18 +1,20 @@
 //! The board scenario (issue 10): skerry on an emulated ARM64 gateway, end to end.
 //!
 //! Steps run in order on one board and its one state disk; each is asserted and timed.
-//! Standalone steps (a, b, c, f, g, h, figures) need no fleet half; a-fleet and d run the
+//! Standalone steps (a, b, c, f, g, h, i, figures) need no fleet half; a-fleet and d run the
 //! fleet (mosquitto on host loopback, `skerry ctl`); e adds docker-registry on host
 //! loopback. A step whose parts have not landed reports NOT LANDED and counts as
 //! skipped; it fails the run only with SKERRY_HIL_REQUIRE_ALL=1. Inputs (set by
 //! `hil-tests/run`):
 //! - SKERRY_HIL_DIR: holds board/vmlinuz and board/initrd.gz (default target/hil);
-//! - SKERRY_HIL_HOST_SKERRY, SKERRY_TEST_IMAGES: the host-side comparison figure.
+//! - SKERRY_HIL_HOST_SKERRY, SKERRY_TEST_IMAGES: the host-side comparison figure;
+//! - SKERRY_HIL_STEPS: only these steps (comma-separated ids, e.g. `a-standalone,i`).
 //!
 //! Exit status: 0 when every required step passed. The console logs of every boot are
 //! printed when a step failed.
 
 mod bench;
+mod bridge;
 mod devices;
 mod drain;
 mod fleet;
@@ -78,6 +80,49 @@ pub fn outcome(r: skerry_hil::Result<()>) -> Outcome {
         Ok(()) => Outcome::Passed,
         Err(e) => Outcome::Failed(e.to_string()),
     }
+}
+
+type Step = fn(&mut Report, &mut Scenario);
+
+/// Every step, in the order they run, by the id SKERRY_HIL_STEPS names them with.
+const STEPS: &[(&str, Step)] = &[
+    ("a-standalone", standalone::step_a_boot_and_service),
+    ("a-fleet", fleet::step_a_fleet_apply),
+    ("b", standalone::step_b_offline),
+    ("b2", standalone::step_agent_restart),
+    ("c", standalone::step_c_power_cut),
+    ("d", fleet::step_d_outbox_drain),
+    ("e", pulls::step_e_rolling_update),
+    ("f", standalone::step_f_armv7),
+    ("g", standalone::step_g_oom),
+    ("h", devices::step_h_devices),
+    ("i", bridge::step_i_bridge),
+    ("figures", standalone::step_figures),
+];
+
+/// SKERRY_HIL_STEPS (`a-standalone,i`: comma-separated step ids) picks the steps to
+/// run, in the scenario's order, for iterating on some of them; unset or empty: all.
+/// a-standalone boots the board, so a selection without it has no board. An unknown
+/// id is refused, naming the known ones.
+fn selected_steps(var: Option<&str>) -> Result<Option<Vec<&'static str>>, String> {
+    let Some(var) = var.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let mut sel = Vec::new();
+    for want in var.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        match STEPS.iter().find(|(id, _)| *id == want) {
+            Some((id, _)) => sel.push(*id),
+            None => {
+                let known: Vec<&str> = STEPS.iter().map(|(id, _)| *id).collect();
+                return Err(format!(
+                    "SKERRY_HIL_STEPS names an unknown step {want:?} (steps: {})",
+                    known.join(",")
+                ));
+            }
+        }
+    }
+    println!("SKERRY_HIL_STEPS: running only {}", sel.join(","));
+    Ok(Some(sel))
 }
 
 fn setup() -> skerry_hil::Result<Scenario> {
@@ -152,18 +197,19 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let selected = match selected_steps(std::env::var("SKERRY_HIL_STEPS").ok().as_deref()) {
+        Ok(sel) => sel,
+        Err(e) => {
+            println!("HIL setup FAILED: {e}");
+            std::process::exit(1);
+        }
+    };
     let s = &mut scenario;
-    standalone::step_a_boot_and_service(&mut report, s);
-    fleet::step_a_fleet_apply(&mut report, s);
-    standalone::step_b_offline(&mut report, s);
-    standalone::step_agent_restart(&mut report, s);
-    standalone::step_c_power_cut(&mut report, s);
-    fleet::step_d_outbox_drain(&mut report, s);
-    pulls::step_e_rolling_update(&mut report, s);
-    standalone::step_f_armv7(&mut report, s);
-    standalone::step_g_oom(&mut report, s);
-    devices::step_h_devices(&mut report, s);
-    standalone::step_figures(&mut report, s);
+    for (id, step) in STEPS {
+        if selected.as_ref().is_none_or(|sel| sel.contains(id)) {
+            step(&mut report, s);
+        }
+    }
 
     if let Some(board) = scenario.board.take() {
         if let Err(e) = board.power_cut() {
