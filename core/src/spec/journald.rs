@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use super::error::Problems;
 use super::logs::LogDriver;
+use super::skerry_logs::{checked_pattern, compile_regex};
 
 /// The options of Docker's journald driver that skerry takes.
 const OPTIONS: [&str; 5] = ["tag", "labels", "labels-regex", "env", "env-regex"];
@@ -91,17 +92,7 @@ pub(crate) fn check(options: &BTreeMap<String, String>, at: &str, p: &mut Proble
     let labels = list("labels", p);
     let env = list("env", p);
     let pattern = |name: &str, p: &mut Problems| -> Option<String> {
-        let v = options.get(name)?;
-        match selector(v) {
-            Ok(_) => Some(v.clone()),
-            Err(e) => {
-                p.push(
-                    format!("{at}.{name}"),
-                    format!("is not a valid regular expression ({v:?}): {e}"),
-                );
-                None
-            }
-        }
+        checked_pattern(options.get(name)?.clone(), format!("{at}.{name}"), p)
     };
     let labels_regex = pattern("labels-regex", p);
     let env_regex = pattern("env-regex", p);
@@ -112,12 +103,6 @@ pub(crate) fn check(options: &BTreeMap<String, String>, at: &str, p: &mut Proble
         labels_regex,
         env_regex,
     })
-}
-
-fn selector(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(super::REGEX_SIZE_LIMIT)
-        .build()
 }
 
 /// Expands a Docker log tag template (`{{.Name}}/{{.ID}}`): only the bare fields of
@@ -202,7 +187,7 @@ impl Journald {
         // Listed names, then those the pattern matches (checked when the definition
         // was), each once, in the map's order.
         let picked = |names: &[String], pattern: Option<&str>, from: &BTreeMap<String, String>| {
-            let matcher = pattern.and_then(|p| selector(p).ok());
+            let matcher = pattern.and_then(|p| compile_regex(p).ok());
             from.iter()
                 .filter(|(n, _)| {
                     names.contains(n) || matcher.as_ref().is_some_and(|m| m.is_match(n))

@@ -208,19 +208,7 @@ fn awslogs(options: &BTreeMap<String, String>, at: &str, p: &mut Problems) -> Lo
         (None, None) => None,
     }
     .and_then(|(name, pattern)| {
-        match regex::RegexBuilder::new(&pattern)
-            .size_limit(super::REGEX_SIZE_LIMIT)
-            .build()
-        {
-            Ok(_) => Some(pattern),
-            Err(e) => {
-                p.push(
-                    format!("{at}.{name}"),
-                    format!("is not a valid regular expression ({pattern:?}): {e}"),
-                );
-                None
-            }
-        }
+        super::skerry_logs::checked_pattern(pattern, format!("{at}.{name}"), p)
     });
     for name in [
         "awslogs-force-flush-interval-seconds",

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub use super::journald::{journal_key, JournalContext, Journald};
 pub use super::logs::{AwsLogs, LogDriver};
 use super::secrets::ContainerSecrets;
-pub use super::skerry_logs::{line_level, Level, LineFilter, SkerryLogs, REGEX_SIZE_LIMIT};
+pub use super::skerry_logs::{compile_regex, line_level, Level, LineFilter, SkerryLogs};
 
 /// Default stop timeout (ECS: 30 s) between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -22,6 +22,30 @@ use super::error::Problems;
 /// Largest compiled filter: a pattern cannot make the agent use much memory.
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
+/// A log option's regular expression, compiled within [`REGEX_SIZE_LIMIT`]: the one
+/// way the spec checks and the agent uses every log pattern (the `skerry` driver's
+/// filters, journald's selectors, awslogs' event start).
+pub fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
+/// `pattern`, the value of the option at `path`, if it compiles; else a problem
+/// naming the option, the pattern and why.
+pub(crate) fn checked_pattern(pattern: String, path: String, p: &mut Problems) -> Option<String> {
+    match compile_regex(&pattern) {
+        Ok(_) => Some(pattern),
+        Err(e) => {
+            p.push(
+                path,
+                format!("is not a valid regular expression ({pattern:?}): {e}"),
+            );
+            None
+        }
+    }
+}
+
 const OPTIONS: [&str; 7] = [
     "lines-per-sec",
     "burst",
@@ -149,10 +173,7 @@ pub(crate) fn check(options: &BTreeMap<String, String>, at: &str, p: &mut Proble
     });
     let regex = |name: &str, p: &mut Problems| -> Option<String> {
         let v = get(name)?;
-        match regex::RegexBuilder::new(v)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-        {
+        match compile_regex(v) {
             Ok(_) => Some(v.to_string()),
             Err(e) => {
                 let why = e.to_string();
@@ -200,14 +221,7 @@ impl LineFilter {
     /// Compiles `s`'s filters (checked already by [`check`]; a pattern that no longer
     /// compiles filters nothing rather than everything).
     pub fn new(s: &SkerryLogs) -> Self {
-        let compile = |v: &Option<String>| {
-            v.as_deref().and_then(|v| {
-                regex::RegexBuilder::new(v)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .ok()
-            })
-        };
+        let compile = |v: &Option<String>| v.as_deref().and_then(|v| compile_regex(v).ok());
         Self {
             min_level: s.min_level,
             include: compile(&s.include_regex),

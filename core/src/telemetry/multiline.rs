@@ -74,10 +74,7 @@ impl EventGrouper {
     /// A grouper for a checked `event_start` pattern ([`crate::spec::AwsLogs`]), with
     /// the size limit the task definition's check compiled it with.
     pub fn from_pattern(pattern: &str, flush_secs: u64) -> Result<Self, regex::Error> {
-        let start = regex::RegexBuilder::new(pattern)
-            .size_limit(crate::spec::REGEX_SIZE_LIMIT)
-            .build()?;
-        Ok(Self::new(start, flush_secs))
+        Ok(Self::new(crate::spec::compile_regex(pattern)?, flush_secs))
     }
 
     pub fn new(start: Regex, flush_secs: u64) -> Self {
